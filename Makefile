@@ -1,0 +1,20 @@
+# The three commands a newcomer needs; README.md shows them on its first screen.
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install test lint inject bench
+
+install:  ## everything: system packages, the virtualenv, the Kubernetes binaries for the e2e tests
+	bash scripts/install.sh
+
+test:     ## unit, integration and e2e tests (the e2e suite starts a real control plane)
+	$(BIN)/python -m pytest
+
+lint:
+	$(BIN)/ruff check .
+
+inject:   ## the main job with no cluster: what the webhook makes of the example Deployment
+	$(BIN)/inferplane inject -f examples/deployment.yaml --catalog examples/catalog
+
+bench:
+	$(BIN)/python bench/webhook.py
