@@ -69,7 +69,25 @@ def test_equal_spellings_compare_equal() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "K", "1K", "E", "1e", "1e1.5", ".", "+", "-", "1.5x", " 1", "1 ", "1KiB", "1ki", "1mi", "0x10", "1,5"],
+    [
+        "",
+        "K",
+        "1K",
+        "E",
+        "1e",
+        "1e1.5",
+        ".",
+        "+",
+        "-",
+        "1.5x",
+        " 1",
+        "1 ",
+        "1KiB",
+        "1ki",
+        "1mi",
+        "0x10",
+        "1,5",
+    ],
 )
 def test_refuses_what_kubernetes_refuses(text: str) -> None:
     with pytest.raises(QuantityError) as err:
@@ -80,13 +98,17 @@ def test_refuses_what_kubernetes_refuses(text: str) -> None:
 
 
 def test_message_names_value_and_accepted_forms() -> None:
-    with pytest.raises(QuantityError, match='^"1.5x" is not a quantity; use a number with an optional suffix'):
+    with pytest.raises(QuantityError) as err:
         parse_quantity("1.5x")
+    assert str(err.value) == (
+        '"1.5x" is not a quantity; use a number with an optional suffix such as 500m, 2, 1536Mi, 4Gi'
+    )
 
 
 def test_capital_k_gets_a_hint() -> None:
-    with pytest.raises(QuantityError, match=r'"2K" is not a quantity; write 2k for thousands or 2Ki for 1024s'):
+    with pytest.raises(QuantityError) as err:
         parse_quantity("2K")
+    assert str(err.value) == '"2K" is not a quantity; write 2k for thousands or 2Ki for 1024s'
 
 
 @pytest.mark.parametrize("value", [0.5, True, None, [1]])
