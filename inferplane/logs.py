@@ -14,13 +14,14 @@ import logging
 import sys
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
+from types import MappingProxyType
 from typing import Any, TextIO
 
 import orjson
 
 # Fields bound for the current request (gthread runs each request on one thread, so a ContextVar
 # scopes them exactly to that request).
-_bound: ContextVar[Mapping[str, Any]] = ContextVar("inferplane_log_fields", default={})
+_bound: ContextVar[Mapping[str, Any]] = ContextVar("inferplane_log_fields", default=MappingProxyType({}))
 
 # The attributes every LogRecord has; anything else on a record came from `extra=` and is logged.
 _RECORD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}

@@ -5,7 +5,7 @@ server side): one worker with threads is the default and keeps every metric in p
 the process_* / python_* collectors. Updating a request's four series costs 3.4 µs in memory and
 6.5 µs in multiprocess mode (mmap files under one global lock), both noise beside the ~0.5 ms a
 request spends in gunicorn and TLS; the reasons for one worker are elsewhere: every worker runs its
-own list+watch caches (N× the apiserver watches and memory: it matters for the extender's 150,000
+own list+watch caches (N times the apiserver watches and memory: it matters for the extender's 150,000
 pods), and multiprocess mode needs a writable directory and loses the process collectors.
 More workers are still allowed (`--workers N`, a pod with several cores): then the master turns on
 prometheus_client's multiprocess mode before forking, `/metrics` merges the per-process files, and
