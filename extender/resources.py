@@ -1,0 +1,92 @@
+"""A pod's effective resource requests, the way kube-scheduler counts them (wire.md C.4).
+
+Init containers run one at a time before the app; native sidecars (init containers with
+`restartPolicy: Always`) keep running beside everything started after them. So a pod needs, per
+resource, the larger of its busiest init step and its steady state, plus the runtime overhead:
+
+    steady    = sum(sidecars) + sum(containers)
+    init_peak = max over init container i of  sum(sidecars before i) + request(i)
+    effective = max(steady, init_peak) + overhead
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from fractions import Fraction
+from math import ceil
+from typing import Any
+
+from extender._quantity import parse_quantity
+from extender.model import GpuCounts
+
+MIG_PREFIX = "nvidia.com/mig-"
+
+
+def is_gpu_resource(name: str) -> bool:
+    """`nvidia.com/gpu`, `amd.com/gpu`, `gpu.intel.com/i915`, MIG slices.
+
+    Stop-gap until `instance_types.resolve.is_gpu_resource` lands, so both parts agree on one list.
+    """
+    return "/" in name and ("gpu" in name or name.startswith(MIG_PREFIX))
+
+
+def container_requests(container: Mapping[str, Any]) -> dict[str, Fraction]:
+    """Requests, with a limit standing in for a missing request (what API defaulting does)."""
+    resources = container.get("resources") or {}
+    merged = dict(resources.get("limits") or {})
+    merged.update(resources.get("requests") or {})
+    return {name: parse_quantity(str(value)) for name, value in merged.items()}
+
+
+def _add(total: dict[str, Fraction], more: Mapping[str, Fraction]) -> None:
+    for name, value in more.items():
+        total[name] = total.get(name, Fraction(0)) + value
+
+
+def _max_into(peak: dict[str, Fraction], candidate: Mapping[str, Fraction]) -> None:
+    for name, value in candidate.items():
+        if value > peak.get(name, Fraction(0)):
+            peak[name] = value
+
+
+def effective_requests(spec: Mapping[str, Any]) -> dict[str, Fraction]:
+    """Per-resource requests of the whole pod (see the module docstring for the formula)."""
+    steady: dict[str, Fraction] = {}
+    for container in spec.get("containers") or ():
+        _add(steady, container_requests(container))
+    sidecars: dict[str, Fraction] = {}
+    init_peak: dict[str, Fraction] = {}
+    for container in spec.get("initContainers") or ():
+        own = container_requests(container)
+        step = dict(sidecars)
+        _add(step, own)
+        _max_into(init_peak, step)
+        if container.get("restartPolicy") == "Always":
+            _add(sidecars, own)
+    _add(steady, sidecars)
+    _max_into(steady, init_peak)
+    overhead = spec.get("overhead") or {}
+    _add(steady, {name: parse_quantity(str(value)) for name, value in overhead.items()})
+    return steady
+
+
+def gpu_counts(requests: Mapping[str, Fraction]) -> GpuCounts:
+    """The GPU part of `requests`, whole units, zero entries dropped."""
+    return tuple(
+        sorted((name, ceil(value)) for name, value in requests.items() if value > 0 and is_gpu_resource(name))
+    )
+
+
+def cpu_milli(requests: Mapping[str, Fraction]) -> int:
+    return ceil(requests.get("cpu", Fraction(0)) * 1000)
+
+
+def memory_bytes(requests: Mapping[str, Fraction]) -> int:
+    return ceil(requests.get("memory", Fraction(0)))
+
+
+def quantities(values: Mapping[str, Any] | None, names: Iterable[str] | None = None) -> dict[str, Fraction]:
+    """Parse a resource map such as a node's `status.allocatable` (only `names` when given)."""
+    values = values or {}
+    keys = values.keys() if names is None else [n for n in names if n in values]
+    return {name: parse_quantity(str(values[name])) for name in keys}

@@ -1,0 +1,130 @@
+"""The scheduler's extender JSON, both ways (wire.md part B).
+
+The scheduler marshals Go structs without json tags, so requests carry CapitalCase keys (`Pod`,
+`NodeNames`, `NodeNameToMetaVictims`); we read top-level keys without regard to case and always
+answer with the canonical CapitalCase ones. A malformed body raises BadRequest (HTTP 400).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from extender.model import PodInfo
+from extender.parse import pod_from
+from extender.policy import FilterResult
+from inferplane.errors import BadRequest
+
+
+@dataclass(frozen=True)
+class Args:
+    """ExtenderArgs: the pod and the candidate node names (and full Nodes if not cache-capable)."""
+
+    pod: PodInfo
+    names: list[str]
+    items: list[Mapping[str, Any]] | None = None  # full Node objects, only without nodeCacheCapable
+
+
+@dataclass(frozen=True)
+class PreemptArgs:
+    pod: PodInfo
+    victims: dict[str, list[str]]  # node -> victim pod UIDs
+    entries: dict[str, Any]  # node -> MetaVictims to echo back for the nodes we keep
+
+
+def _object(body: bytes) -> dict[str, Any]:
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise BadRequest(f"request body must be a JSON object, got {type(obj).__name__}")
+    return {str(key).lower(): value for key, value in obj.items()}
+
+
+def _pod(fields: Mapping[str, Any]) -> PodInfo:
+    if "pod" not in fields:
+        raise BadRequest("request has no Pod")
+    return pod_from(fields["pod"])
+
+
+def decode_args(body: bytes) -> Args:
+    fields = _object(body)
+    pod = _pod(fields)
+    names = fields.get("nodenames")
+    if names is not None:
+        if not isinstance(names, list) or not all(type(name) is str for name in names):
+            raise BadRequest("NodeNames must be a list of node names")
+        return Args(pod, names)
+    nodes = fields.get("nodes")
+    if nodes is None:
+        raise BadRequest("request has neither NodeNames nor Nodes")
+    items = nodes.get("items") if isinstance(nodes, dict) else None
+    if not isinstance(items, list):
+        raise BadRequest("Nodes must be a NodeList object with items")
+    try:
+        names = [item["metadata"]["name"] for item in items]
+    except (KeyError, TypeError) as exc:
+        raise BadRequest("every item of Nodes needs metadata.name") from exc
+    return Args(pod, names, items)
+
+
+def decode_preempt(body: bytes) -> PreemptArgs:
+    fields = _object(body)
+    pod = _pod(fields)
+    meta = fields.get("nodenametometavictims")
+    full = fields.get("nodenametovictims")
+    source = meta if meta is not None else full
+    if not isinstance(source, dict):
+        raise BadRequest("request has neither NodeNameToMetaVictims nor NodeNameToVictims")
+    victims: dict[str, list[str]] = {}
+    entries: dict[str, Any] = {}
+    try:
+        for node, entry in source.items():
+            entry = {str(k).lower(): v for k, v in entry.items()}
+            pods = entry.get("pods") or []
+            uids = (
+                [str(p.get("UID") or p.get("uid")) for p in pods]
+                if meta is not None
+                else [str(p["metadata"]["uid"]) for p in pods]
+            )
+            victims[node] = uids
+            entries[node] = {
+                "Pods": [{"UID": uid} for uid in uids],
+                "NumPDBViolations": int(entry.get("numpdbviolations") or 0),
+            }
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise BadRequest(f"malformed victims: {exc!r}") from exc
+    return PreemptArgs(pod, victims, entries)
+
+
+def encode_filter(result: FilterResult, items: list[Mapping[str, Any]] | None = None) -> bytes:
+    nodes = None
+    if items is not None:
+        keep = set(result.passed)
+        nodes = {"metadata": {}, "items": [item for item in items if item["metadata"]["name"] in keep]}
+    return orjson.dumps(
+        {
+            "Nodes": nodes,
+            "NodeNames": result.passed,
+            "FailedNodes": result.failed,
+            "FailedAndUnresolvableNodes": result.unresolvable,
+            "Error": "",
+        }
+    )
+
+
+def encode_filter_error(message: str) -> bytes:
+    """Fails this scheduling attempt (the pod is retried): every node stays out."""
+    return orjson.dumps({"Nodes": None, "NodeNames": None, "FailedNodes": {}, "Error": message})
+
+
+def encode_prioritize(scores: list[tuple[str, int]]) -> bytes:
+    return orjson.dumps([{"Host": host, "Score": score} for host, score in scores])
+
+
+def encode_preempt(args: PreemptArgs, kept: Mapping[str, list[str]]) -> bytes:
+    return orjson.dumps({"NodeNameToMetaVictims": {node: args.entries[node] for node in kept}})
