@@ -1,0 +1,54 @@
+"""CLI: `inferplane router` — the bundled inference router."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "router",
+        help="the inference router: split, mirror, keys, per-pod concurrency, autoscaling",
+        description=(
+            "Serve POST /api/v1/endpoint/<endpoint>/score for the pods carrying ml.example/endpoint "
+            "(found by list+watch), or for the endpoints of a --routes file (no cluster needed)."
+        ),
+    )
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    parser.add_argument("--tls-cert-file", metavar="FILE", help="serve HTTPS with this certificate chain")
+    parser.add_argument("--tls-key-file", metavar="FILE", help="the key of --tls-cert-file")
+    parser.add_argument("--routes", metavar="FILE",
+                        help="static endpoints from YAML instead of the cluster (reloaded on SIGHUP)")
+    parser.add_argument("--namespace", metavar="NS", help="only discover pods in this namespace")
+    parser.add_argument("--kubeconfig", metavar="FILE", help="cluster to watch (default: in-cluster)")
+    parser.add_argument("--no-autoscale", dest="autoscale", action="store_false",
+                        help="never scale Deployments, even those with ml.example/autoscale-max-replicas")
+    parser.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE", "default"),
+                        help="namespace of the router's Leases (default $POD_NAMESPACE or 'default')")
+    parser.add_argument("--identity", default=os.environ.get("POD_NAME", socket.gethostname()),
+                        help="this replica's name in the Leases (default $POD_NAME or the host name)")
+    parser.add_argument("--drain-seconds", type=float, default=30.0,
+                        help="on SIGTERM, how long requests in flight may take to finish (default 30)")
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from inferplane import logs
+    from inferplane.errors import UserError
+    from router.app import Options
+    from router.app import run as run_router
+
+    if bool(args.tls_cert_file) != bool(args.tls_key_file):
+        raise UserError("--tls-cert-file and --tls-key-file go together")
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port {args.port}: not a port number")
+    logs.configure(args.log_level)
+    return run_router(Options(
+        host=args.host, port=args.port, tls_cert_file=args.tls_cert_file, tls_key_file=args.tls_key_file,
+        routes=args.routes, namespace=args.namespace, kubeconfig=args.kubeconfig, autoscale=args.autoscale,
+        lease_namespace=args.lease_namespace, identity=args.identity, drain_seconds=args.drain_seconds,
+    ))

@@ -1,0 +1,369 @@
+"""The request path: find the endpoint, check the key, pick a deployment and a pod, relay the exchange.
+
+Decisions (split, mirror draws, auth) are pure functions in `table` and `auth`; this module only
+orders them and turns each failure into a status code and a sentence: 404 for an unknown endpoint or
+deployment (naming what exists), 401 for a key problem (naming the header), 503 when no pod frees up
+within the queue wait, 504 when the pod does not answer in time, 502 when it cannot be reached or
+breaks off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import Iterator
+
+import orjson
+
+from router import auth
+from router.metrics import LoadSample, RouterMetrics
+from router.pool import PodPool, PodSlot, QueueTimeout
+from router.server import Body, ClientConnection, Request
+from router.table import Deployment, Endpoint, RouteTable, choose, mirror_targets
+from router.upstream import Sink, UpstreamConnection, UpstreamError, UpstreamPool, UpstreamTimeout
+from router.wire import HOP_BY_HOP, Headers, head
+
+log = logging.getLogger("inferplane.router")
+
+PIN_HEADERS = (b"azureml-model-deployment", b"x-ml-deployment")
+# Never passed to the model: the endpoint key is the router's business, the pin headers are ours.
+NOT_FORWARDED = HOP_BY_HOP | {b"host", b"authorization", *PIN_HEADERS}
+NOT_RETURNED = HOP_BY_HOP
+SCORE_PREFIX = b"/api/v1/endpoint/"
+ROUTES_HELP = (
+    "routes: POST /api/v1/endpoint/<endpoint>/score, "
+    "POST /api/v1/endpoint/<endpoint>/deployment/<deployment>/score, GET /healthz, /readyz, /metrics"
+)
+
+
+def _error(status: int, message: str) -> bytes:
+    return orjson.dumps({"error": {"status": status, "message": message}})
+
+
+def _names(names: Iterator[str] | list[str]) -> str:
+    listed = sorted(names)
+    return ", ".join(listed) if listed else "none"
+
+
+class Router:
+    """Holds the current table and the live state that outlives it (pod slots, connections)."""
+
+    def __init__(self, random_draw: random.Random | None = None) -> None:
+        self.table = RouteTable()
+        self.pools: dict[str, PodPool] = {}
+        self.owner: dict[str, str] = {}  # deployment key -> endpoint name
+        self.upstreams = UpstreamPool()
+        self.metrics = RouterMetrics(self.load)
+        self.ready = False
+        self.desired: dict[str, int] = {}  # deployment key -> replicas the autoscaler last asked for
+        self._random = (random_draw or random.Random()).random
+        self._mirrors: set[asyncio.Task[None]] = set()
+
+    # -- the table -----------------------------------------------------------------------------------
+    def apply(self, table: RouteTable) -> None:
+        """Swap in a new table; pools keep their in-flight counts, departed pods finish their work."""
+        self.table = table
+        owner: dict[str, str] = {}
+        for endpoint in table.endpoints.values():
+            for problem in endpoint.problems:
+                log.warning("endpoint %s: %s", endpoint.name, problem)
+            for deployment in endpoint.deployments:
+                owner[deployment.key] = endpoint.name
+                pool = self.pools.get(deployment.key)
+                if pool is None:
+                    pool = self.pools[deployment.key] = PodPool(deployment.settings.max_concurrent)
+                pool.update(deployment.backends, deployment.settings.max_concurrent)
+        for key, pool in list(self.pools.items()):
+            if key not in owner:
+                pool.update((), pool.max_concurrent)  # waiters time out; running requests finish
+                if not pool.in_flight and not pool.queued:
+                    del self.pools[key]
+        self.owner = owner
+        self.upstreams.prune(60.0, {b.address for d in table.deployments() for b in d.backends})
+
+    def load(self) -> list[LoadSample]:
+        samples = []
+        for key, pool in self.pools.items():
+            namespace, _, name = key.partition("/")
+            samples.append(LoadSample(self.owner.get(key, ""), name, namespace, pool.pods, pool.busy_pods,
+                                      pool.in_flight, pool.queued, self.desired.get(key)))
+        return samples
+
+    # -- HTTP entry ------------------------------------------------------------------------------------
+    async def handle(self, request: Request, client: ClientConnection) -> None:
+        path, _, query = request.url.partition(b"?")
+        if path.startswith(SCORE_PREFIX):
+            parts = path[len(SCORE_PREFIX):].split(b"/")
+            if len(parts) == 2 and parts[1] == b"score":
+                await self.score(request, client, parts[0].decode(errors="replace"), None, query)
+                return
+            if len(parts) == 4 and parts[1] == b"deployment" and parts[3] == b"score":
+                await self.score(request, client, parts[0].decode(errors="replace"),
+                                 parts[2].decode(errors="replace"), query)
+                return
+        elif path == b"/healthz":
+            client.respond(200, b'{"status":"ok"}')
+            return
+        elif path == b"/readyz":
+            if self.ready:
+                client.respond(200, b'{"status":"ready"}')
+            else:
+                client.respond(503, _error(503, "not ready: the first sync of routes has not finished"))
+            return
+        elif path == b"/metrics":
+            client.respond(200, self.metrics.render(), b"text/plain; version=0.0.4; charset=utf-8")
+            return
+        client.respond(404, _error(404, f"no route for {path.decode(errors='replace')}; {ROUTES_HELP}"))
+
+    async def score(self, request: Request, client: ClientConnection, endpoint_name: str,
+                    pinned: str | None, query: bytes) -> None:
+        started = time.monotonic()
+        endpoint = self.table.endpoints.get(endpoint_name)
+        if endpoint is None:
+            client.respond(404, _error(404, f"endpoint '{endpoint_name}' not found; endpoints: "
+                                            f"{_names(list(self.table.endpoints))}"))
+            return
+        if request.method not in (b"POST", b"GET"):
+            client.respond(405, _error(405, "scoring takes POST (or GET)"),
+                           headers=[(b"allow", b"POST, GET")])
+            return
+        failure = auth.check(endpoint, request.header(b"authorization"))
+        if failure is not None:
+            client.respond(failure.status, _error(failure.status, failure.message),
+                           headers=[(b"www-authenticate", b"Bearer")] if failure.status == 401 else None)
+            self.metrics.observe(endpoint.name, "", failure.status, time.monotonic() - started)
+            return
+        if pinned is None:
+            for name in PIN_HEADERS:
+                value = request.header(name)
+                if value:
+                    pinned = value.decode(errors="replace").strip()
+                    break
+        mirrors: list[Deployment] = []
+        if pinned is not None:
+            deployment = endpoint.by_name.get(pinned)
+            if deployment is None:
+                message = (f"deployment '{pinned}' not found in endpoint '{endpoint.name}'; "
+                           f"deployments: {_names(list(endpoint.by_name))}")
+                client.respond(404, _error(404, message))
+                return
+        else:
+            deployment = choose(endpoint, self._random() * 100.0)
+            if endpoint.mirrors:
+                mirrors = mirror_targets(endpoint, deployment.name,
+                                         [self._random() * 100.0 for _ in endpoint.mirrors])
+        client.send_continue(request)
+        request.body.retain(request.content_length)
+        for target in mirrors:
+            self._spawn_mirror(endpoint, target, request, query)
+        status = await self.forward(endpoint, deployment, request, client, query)
+        self.metrics.observe(endpoint.name, deployment.name, status, time.monotonic() - started)
+
+    # -- one live exchange -------------------------------------------------------------------------------
+    async def forward(self, endpoint: Endpoint, deployment: Deployment, request: Request,
+                      client: ClientConnection, query: bytes) -> int:
+        """Relay the request to a pod of `deployment`; returns the status the caller saw."""
+        pool = self.pools[deployment.key]
+        settings = deployment.settings
+        try:
+            slot = await pool.acquire(settings.max_queue_wait_ms / 1000.0)
+        except QueueTimeout:
+            if not pool.pods:
+                message = f"deployment '{deployment.name}' of endpoint '{endpoint.name}' has no ready pods"
+            else:
+                message = (f"deployment '{deployment.name}' is at capacity ({pool.pods} pods x "
+                           f"{settings.max_concurrent} concurrent requests); no pod freed up within "
+                           f"{settings.max_queue_wait_ms} ms")
+            client.respond(503, _error(503, message), headers=[(b"retry-after", b"1")])
+            return 503
+        conn: UpstreamConnection | None = None
+        try:
+            for attempt in (1, 2):
+                conn, reused = await self._connect(slot, deployment, client)
+                if conn is None:
+                    return 502
+                request_id = request.header(b"x-request-id")
+                if request_id is None:
+                    request_id = uuid.uuid4().hex.encode()
+                chunked = request.content_length is None and request.header(b"transfer-encoding") is not None
+                conn.begin(self._upstream_head(request, deployment, slot, query, request_id), chunked,
+                           client.pause_reading_for_upstream)
+                replay = request.body.replay()
+                if replay is not None:
+                    conn.send_body(replay)
+                    conn.end_body()
+                else:
+                    request.body.attach(conn)
+                timer = _Deadline(conn, request.body, settings.request_timeout_ms / 1000.0)
+                try:
+                    await conn.head  # type: ignore[misc]
+                except UpstreamError as exc:
+                    timer.cancel()
+                    request.body.detach()
+                    if attempt == 1 and reused and conn.received == 0 and request.body.replay() is not None:
+                        conn.close()
+                        continue  # a kept-alive connection the pod had already closed: retry fresh once
+                    conn.close()
+                    client.respond(502, _error(502, f"deployment '{deployment.name}' pod "
+                                                    f"'{slot.backend.pod}' failed: {exc}"))
+                    return 502
+                except UpstreamTimeout:
+                    timer.cancel()
+                    request.body.detach()
+                    conn.close()
+                    client.respond(504, _error(504, f"deployment '{deployment.name}' did not answer within "
+                                                    f"{settings.request_timeout_ms} ms"))
+                    return 504
+                break
+            assert conn is not None
+            return await self._relay(conn, client, deployment, request_id, timer)
+        finally:
+            request.body.detach()
+            client.pause_reading_for_upstream(False)
+            pool.release(slot)
+            if conn is not None:
+                self.upstreams.put(conn)
+
+    async def _relay(self, conn: UpstreamConnection, client: ClientConnection, deployment: Deployment,
+                     request_id: bytes, timer: _Deadline) -> int:
+        headers: Headers = [(n, v) for n, v in conn.headers if n not in NOT_RETURNED]
+        headers.append((b"azureml-model-deployment", deployment.name.encode()))
+        if not any(n == b"x-request-id" for n, _ in headers):
+            headers.append((b"x-request-id", request_id))
+        chunked = conn.length is None
+        client.start(conn.status, headers, None if chunked else conn.length)
+        conn.relay(client)
+        try:
+            await conn.done  # type: ignore[misc]
+        except (UpstreamError, UpstreamTimeout):
+            client.abort()  # the head is out; a cut connection is the only way left to say "broken"
+            conn.close()
+            return conn.status
+        finally:
+            timer.cancel()
+            client.source = None
+        client.finish()
+        return conn.status
+
+    async def _connect(self, slot: PodSlot, deployment: Deployment,
+                       client: ClientConnection | None) -> tuple[UpstreamConnection | None, bool]:
+        try:
+            return await self.upstreams.connect(slot.backend.address)
+        except UpstreamError as exc:
+            if client is not None:
+                client.respond(502, _error(502, f"deployment '{deployment.name}' pod '{slot.backend.pod}' "
+                                                f"is unreachable: {exc}"))
+            return None, False
+
+    @staticmethod
+    def _upstream_head(request: Request, deployment: Deployment, slot: PodSlot, query: bytes,
+                       request_id: bytes) -> bytes:
+        target = deployment.settings.scoring_path.encode()
+        if query:
+            target += b"?" + query
+        backend = slot.backend
+        headers: Headers = [(b"host", b"%s:%d" % (backend.host.encode(), backend.port))]
+        has_id = False
+        for name, value in request.headers:
+            if name not in NOT_FORWARDED:
+                headers.append((name, value))
+                has_id |= name == b"x-request-id"
+        if not has_id:
+            headers.append((b"x-request-id", request_id))
+        if request.content_length is not None:
+            headers.append((b"content-length", b"%d" % request.content_length))
+        elif request.header(b"transfer-encoding") is not None:
+            headers.append((b"transfer-encoding", b"chunked"))
+        else:
+            headers.append((b"content-length", b"0"))
+        return head(request.method + b" " + target + b" HTTP/1.1\r\n", headers)
+
+    # -- mirror copies ------------------------------------------------------------------------------------
+    def _spawn_mirror(self, endpoint: Endpoint, target: Deployment, request: Request, query: bytes) -> None:
+        task = asyncio.get_running_loop().create_task(self._mirror(endpoint, target, request, query))
+        self._mirrors.add(task)
+        task.add_done_callback(self._mirrors.discard)
+
+    async def _mirror(self, endpoint: Endpoint, target: Deployment, request: Request, query: bytes) -> None:
+        """Send a copy once the body is in; its answer is read and dropped. Never touches the caller."""
+        outcome = "failed"
+        try:
+            await request.body.wait_complete()
+        except asyncio.CancelledError:
+            self.metrics.mirrored.labels(endpoint.name, target.name, "skipped").inc()
+            return
+        body = request.body.replay()
+        pool = self.pools.get(target.key)
+        if body is None or pool is None:
+            self.metrics.mirrored.labels(endpoint.name, target.name, "skipped").inc()
+            return
+        slot: PodSlot | None = None
+        conn: UpstreamConnection | None = None
+        try:
+            slot = await pool.acquire(target.settings.max_queue_wait_ms / 1000.0)
+            conn, _ = await self.upstreams.connect(slot.backend.address)
+            request_id = (request.header(b"x-request-id") or uuid.uuid4().hex.encode())
+            mirrored = Request(request.method, request.url, request.headers, True, request.body)
+            mirrored.content_length = len(body)
+            conn.begin(self._upstream_head(mirrored, target, slot, query, request_id), False)
+            conn.send_body(body)
+            timer = _Deadline(conn, None, target.settings.request_timeout_ms / 1000.0)
+            try:
+                await conn.head  # type: ignore[misc]
+                conn.relay(Sink())
+                await conn.done  # type: ignore[misc]
+            finally:
+                timer.cancel()
+            outcome = "answered"
+        except (QueueTimeout, UpstreamError, UpstreamTimeout):
+            if conn is not None:
+                conn.close()
+        finally:
+            if slot is not None:
+                pool.release(slot)
+            if conn is not None:
+                self.upstreams.put(conn)
+            self.metrics.mirrored.labels(endpoint.name, target.name, outcome).inc()
+
+    async def close(self) -> None:
+        for task in list(self._mirrors):
+            task.cancel()
+        self.upstreams.close()
+
+
+class _Deadline:
+    """The request timeout, counted from the moment the whole body has reached the pod.
+
+    While the client is still uploading, or while answer bytes keep arriving, the timer re-arms
+    itself rather than firing: the timeout bounds the model's scoring time and an answer that stalls,
+    not a large upload or a long answer that is flowing.
+    """
+
+    __slots__ = ("_body", "_conn", "_handle", "_seconds")
+
+    def __init__(self, conn: UpstreamConnection, body: Body | None, seconds: float) -> None:
+        self._conn = conn
+        self._body = body
+        self._seconds = seconds
+        self._handle = asyncio.get_running_loop().call_later(seconds, self._check)
+
+    def _check(self) -> None:
+        conn, now = self._conn, time.monotonic()
+        body = self._body
+        if body is not None and not body.complete:
+            since = now
+        elif conn.head is not None and not conn.head.done():
+            since = max(body.completed_at if body is not None else 0.0, conn.last_activity)
+        else:
+            since = conn.last_activity
+        left = since + self._seconds - now
+        if left > 0.001:
+            self._handle = asyncio.get_running_loop().call_later(left, self._check)
+        else:
+            conn.time_out()
+
+    def cancel(self) -> None:
+        self._handle.cancel()

@@ -1,0 +1,356 @@
+"""The client-facing HTTP/1.1 server: an asyncio Protocol over httptools' C parser.
+
+Why not aiohttp's server: measured on this 2-core box with the same no-op upstream (bench/router.py
+`--candidates`), the aiohttp low-level server with an aiohttp ClientSession proxied about a third of
+what this protocol plus `router.upstream` does per core, and most of the difference is per-request
+object and task overhead in both of aiohttp's halves. The router's job is to move bytes between two
+sockets with a few dict lookups in between, so the transport callbacks hand bodies straight from one
+socket to the other (with pause/resume for backpressure) and no request body or answer is ever held
+whole in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Protocol, cast
+
+import httptools
+import orjson
+
+from router.wire import CONTINUE, LAST_CHUNK, Headers, chunk, head, status_line
+
+log = logging.getLogger("inferplane.router")
+
+# Request bytes held before the client is told to wait (pause_reading): the queue wait can be long,
+# and a 100 MB upload must not sit in memory while its request waits for a pod.
+BODY_HIGH_WATER = 256 * 1024
+# Bodies up to this size are kept while they pass, for a mirror copy or a retry on a fresh connection.
+RETAIN_LIMIT = 1024 * 1024
+
+
+class BodySink(Protocol):
+    def send_body(self, data: bytes) -> None: ...
+    def end_body(self) -> None: ...
+
+
+class Body:
+    """A request body on its way through: buffered (bounded) until a sink is attached, then piped.
+
+    Up to `retain_limit` bytes can be kept as they pass, so the same body can be replayed on a
+    fresh upstream connection or copied to a mirror deployment; past that the copy is dropped.
+    """
+
+    __slots__ = ("_buffer", "_buffered", "_conn", "_done", "_sink", "complete", "completed_at", "retained",
+                 "size")
+
+    def __init__(self, conn: ClientConnection) -> None:
+        self._conn = conn
+        self._sink: BodySink | None = None
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._done: list[asyncio.Future[None]] = []
+        self.complete = False
+        self.completed_at = 0.0
+        self.size = 0
+        self.retained: list[bytes] | None = None
+
+    def retain(self, expected: int | None) -> None:
+        """Keep a copy as the body passes (call before `attach`), unless it is known to be too big."""
+        if self._sink is None and self.size <= RETAIN_LIMIT and (expected or 0) <= RETAIN_LIMIT:
+            self.retained = list(self._buffer)
+
+    def replay(self) -> bytes | None:
+        """The whole body if it was kept and has fully arrived."""
+        return b"".join(self.retained) if self.complete and self.retained is not None else None
+
+    def feed(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.retained is not None:
+            if self.size <= RETAIN_LIMIT:
+                self.retained.append(data)
+            else:
+                self.retained = None
+        if self._sink is not None:
+            self._sink.send_body(data)
+            return
+        self._buffer.append(data)
+        self._buffered += len(data)
+        if self._buffered > BODY_HIGH_WATER:
+            self._conn.pause_reading("body")
+
+    def finish(self) -> None:
+        self.complete = True
+        self.completed_at = time.monotonic()
+        if self._sink is not None:
+            self._sink.end_body()
+        for waiter in self._done:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._done.clear()
+
+    def attach(self, sink: BodySink) -> None:
+        """Send what has arrived to `sink` and everything after it as it comes."""
+        self._sink = sink
+        buffer, self._buffer, self._buffered = self._buffer, [], 0
+        for data in buffer:
+            sink.send_body(data)
+        if self.complete:
+            sink.end_body()
+        else:
+            self._conn.resume_reading("body")
+
+    def detach(self) -> None:
+        self._sink = None
+
+    def abandon(self) -> None:
+        """The client left before sending it all: nobody should wait for the rest."""
+        for waiter in self._done:
+            waiter.cancel()
+        self._done.clear()
+
+    def wait_complete(self) -> asyncio.Future[None]:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.complete:
+            waiter.set_result(None)
+        else:
+            self._done.append(waiter)
+        return waiter
+
+
+class Request:
+    __slots__ = ("body", "content_length", "expect_continue", "headers", "keep_alive", "method", "url")
+
+    def __init__(
+        self, method: bytes, url: bytes, headers: Headers, keep_alive: bool, body: Body
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.body = body
+        self.content_length: int | None = None
+        self.expect_continue = False
+
+    def header(self, name: bytes) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+Handler = Callable[[Request, "ClientConnection"], Awaitable[None]]
+
+
+class ClientConnection(asyncio.Protocol):
+    """One client socket: parses requests, runs the handler for each in order, writes its answer."""
+
+    def __init__(self, handler: Handler, on_close: Callable[[ClientConnection], None] | None = None) -> None:
+        self._handler = handler
+        self._on_close = on_close
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpRequestParser(self)
+        self._url = b""
+        self._headers: Headers = []
+        self._parsing: Request | None = None
+        self._pending: deque[Request] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._paused_for: set[str] = set()
+        self._chunked_out = False
+        self.response_started = False
+        self.response_done = False
+        self.keep_alive = True
+        self.closed = False
+        # The upstream connection whose answer is being relayed, paused when this client is slow.
+        self.source: asyncio.Transport | None = None
+        self.writing_paused = False
+
+    # -- asyncio.Protocol ----------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports only quack like one
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._reject(400, "protocol upgrades are not supported")
+        except httptools.HttpParserError as exc:
+            self._reject(400, f"malformed HTTP request: {exc}")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._parsing is not None:
+            self._parsing.body.abandon()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        if self._on_close is not None:
+            self._on_close(self)
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        if self.source is not None:
+            self.source.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.source is not None:
+            self.source.resume_reading()
+
+    # -- httptools callbacks ---------------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        request = Request(
+            parser.get_method(), self._url, self._headers, parser.should_keep_alive(), Body(self)
+        )
+        for name, value in self._headers:
+            if name == b"content-length":
+                request.content_length = int(value)
+            elif name == b"expect" and value.lower() == b"100-continue":
+                request.expect_continue = True
+        self._parsing = request
+        if self._task is None:
+            self._start(request)
+        else:
+            self._pending.append(request)
+            self.pause_reading("pipeline")
+
+    def on_body(self, body: bytes) -> None:
+        if self._parsing is not None:
+            self._parsing.body.feed(body)
+
+    def on_message_complete(self) -> None:
+        if self._parsing is not None:
+            self._parsing.body.finish()
+            self._parsing = None
+
+    # -- request lifecycle ---------------------------------------------------------------------------
+    def _start(self, request: Request) -> None:
+        self.response_started = False
+        self.response_done = False
+        self._chunked_out = False
+        self.keep_alive = request.keep_alive
+        self._task = asyncio.get_running_loop().create_task(self._run(request))
+
+    async def _run(self, request: Request) -> None:
+        try:
+            await self._handler(request, self)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("router: unhandled error")
+            if not self.response_started:
+                self.respond(500, b'{"error":{"status":500,"message":"internal error in the router"}}')
+        if not self.response_done:
+            self.close()
+        self._task = None
+        self.source = None
+        if self.closed:
+            return
+        if not (self.keep_alive and request.body.complete):
+            # An answer sent before the body was read leaves the stream mid-message: start afresh.
+            self.close()
+        elif self._pending:
+            self._start(self._pending.popleft())
+            if not self._pending:
+                self.resume_reading("pipeline")
+        else:
+            self.resume_reading("pipeline")
+
+    def pause_reading(self, reason: str) -> None:
+        if not self._paused_for and self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+        self._paused_for.add(reason)
+
+    def pause_reading_for_upstream(self, paused: bool) -> None:
+        """The pod reads the body slower than the client sends it: hold the client back."""
+        if paused:
+            self.pause_reading("upstream")
+        else:
+            self.resume_reading("upstream")
+
+    def resume_reading(self, reason: str) -> None:
+        if reason in self._paused_for:
+            self._paused_for.discard(reason)
+            if not self._paused_for and self.transport is not None and not self.closed:
+                self.transport.resume_reading()
+
+    # -- writing the answer ------------------------------------------------------------------------------
+    def send_continue(self, request: Request) -> None:
+        if request.expect_continue and self.transport is not None and not request.body.size:
+            self.transport.write(CONTINUE)
+
+    def start(self, status: int, headers: Headers, length: int | None) -> None:
+        """Write the status line and headers; `length` None means a chunked body follows."""
+        self.response_started = True
+        extra: Headers
+        if length is None:
+            self._chunked_out = True
+            extra = [(b"transfer-encoding", b"chunked")]
+        else:
+            extra = [(b"content-length", b"%d" % length)]
+        if not self.keep_alive:
+            extra.append((b"connection", b"close"))
+        if self.transport is not None and not self.closed:
+            self.transport.write(head(status_line(status), headers + extra))
+
+    def send(self, data: bytes) -> None:
+        if self.transport is None or self.closed or not data:
+            return
+        if self._chunked_out:
+            self.transport.writelines(chunk(data))
+        else:
+            self.transport.write(data)
+
+    def finish(self) -> None:
+        if self._chunked_out and self.transport is not None and not self.closed:
+            self.transport.write(LAST_CHUNK)
+        self.response_done = True
+
+    def respond(self, status: int, body: bytes, content_type: bytes = b"application/json",
+                headers: Headers | None = None) -> None:
+        """A whole answer in one write: errors, health, metrics."""
+        if self.response_started:
+            self.close()  # too late for a status: the only honest signal left is a cut connection
+            return
+        self.response_started = True
+        fields: Headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
+        if headers:
+            fields += headers
+        if not self.keep_alive:
+            fields.append((b"connection", b"close"))
+        if self.transport is not None and not self.closed:
+            self.transport.write(head(status_line(status), fields) + body)
+        self.response_done = True
+
+    def close(self) -> None:
+        self.keep_alive = False
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+
+    def _reject(self, status: int, message: str) -> None:
+        if self.transport is not None and not self.response_started:
+            body = orjson.dumps({"error": {"status": status, "message": message}})
+            self.transport.write(
+                head(status_line(status), [(b"content-type", b"application/json"),
+                                           (b"content-length", b"%d" % len(body)),
+                                           (b"connection", b"close")]) + body
+            )
+        self.close()
+

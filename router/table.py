@@ -1,0 +1,129 @@
+"""The route table: endpoints → deployments → pods, and the pure routing decisions made on it.
+
+A table is an immutable value rebuilt whenever discovery (or a routes file) changes; the server swaps
+one reference, so a request sees one consistent table from start to end and no locks are needed. The
+split is precomputed into cumulative thresholds, so choosing a deployment is one pass over at most a
+few entries with a random number the caller supplies (which keeps the choice testable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from router.settings import AUTH_KEY, DeploymentSettings
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One ready pod: where its scoring server listens."""
+
+    pod: str
+    host: str
+    port: int
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    name: str
+    namespace: str
+    settings: DeploymentSettings
+    backends: tuple[Backend, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """Unique across the table; names metrics, pools and the scale target."""
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    deployments: tuple[Deployment, ...]
+    auth: str = AUTH_KEY
+    keys: tuple[str, ...] = ()
+    # Derived by `make_endpoint`: cumulative live split over [0, 100), mirror draws, the default.
+    default: str = ""
+    split: tuple[tuple[float, str], ...] = ()
+    mirrors: tuple[tuple[float, str], ...] = ()
+    problems: tuple[str, ...] = ()
+    by_name: Mapping[str, Deployment] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    endpoints: Mapping[str, Endpoint] = field(default_factory=dict)
+
+    def deployments(self) -> Iterable[Deployment]:
+        for endpoint in self.endpoints.values():
+            yield from endpoint.deployments
+
+
+def make_endpoint(
+    name: str, deployments: Iterable[Deployment], auth: str = AUTH_KEY, keys: Iterable[str] = ()
+) -> Endpoint:
+    """Build an endpoint and its split from deployments given in creation order.
+
+    The rule is azureml-fe's (v1 controlled rollout): each deployment gets its `traffic` percent and
+    whatever is left of 100 goes to the default deployment, which is the one marked default or else
+    the first. A total over 100 cannot be honoured as written, so it is scaled down proportionally and
+    reported as a problem rather than refused: refusing would take the whole endpoint down.
+    """
+    ordered = tuple(deployments)
+    problems: list[str] = []
+    if not ordered:
+        return Endpoint(name, (), auth, tuple(keys), problems=("no deployments",))
+    marked = [d.name for d in ordered if d.settings.is_default]
+    default = marked[0] if marked else ordered[0].name
+    if len(marked) > 1:
+        problems.append(f"several deployments are marked default ({', '.join(marked)}); using {default}")
+    total = sum(d.settings.traffic for d in ordered)
+    weights = {d.name: float(d.settings.traffic) for d in ordered}
+    if total > 100:
+        problems.append(f"traffic adds up to {total}%, over 100%; scaled down proportionally")
+        weights = {n: w * 100.0 / total for n, w in weights.items()}
+    else:
+        weights[default] += 100 - total
+    split: list[tuple[float, str]] = []
+    upto = 0.0
+    for d in ordered:
+        if weights[d.name] > 0:
+            upto += weights[d.name]
+            split.append((upto, d.name))
+    mirrors = tuple((float(d.settings.mirror), d.name) for d in ordered if d.settings.mirror > 0)
+    return Endpoint(
+        name=name,
+        deployments=ordered,
+        auth=auth,
+        keys=tuple(k for k in keys if k),
+        default=default,
+        split=tuple(split),
+        mirrors=mirrors,
+        problems=tuple(problems),
+        by_name={d.name: d for d in ordered},
+    )
+
+
+def choose(endpoint: Endpoint, draw: float) -> Deployment:
+    """The deployment for a live request; `draw` is uniform on [0, 100)."""
+    for upto, name in endpoint.split:
+        if draw < upto:
+            return endpoint.by_name[name]
+    return endpoint.by_name[endpoint.split[-1][1] if endpoint.split else endpoint.default]
+
+
+def mirror_targets(endpoint: Endpoint, live: str, draws: Iterable[float]) -> list[Deployment]:
+    """Deployments that get a copy of this request: each mirror draws on its own percent.
+
+    A deployment never gets a mirror copy of a request it is already answering (as in Azure, a
+    deployment takes live or mirrored traffic for a request, not both).
+    """
+    return [
+        endpoint.by_name[name]
+        for (percent, name), draw in zip(endpoint.mirrors, draws, strict=False)
+        if draw < percent and name != live
+    ]
