@@ -182,7 +182,11 @@ def _from_manifest(
     entry = _entry_script(doc.get("entryScript"), where, "entryScript")
     reg = Registration(name, version, configmap, namespace, storage, files, code, entry)
     _check_layout(
-        reg, where, [f"files[{i}]" for i in range(len(files))], [f"code[{i}]" for i in range(len(code))]
+        reg,
+        where,
+        [f"files[{i}]" for i in range(len(files))],
+        [f"code[{i}]" for i in range(len(code))],
+        where,
     )
     return reg
 
@@ -217,6 +221,7 @@ def _from_azure(
         azure_where,
         [f"Models[{name}:{version}][{i}]" for i in range(len(files))],
         [f"Dependency[{i}]" for i in range(len(code))],
+        storage_where,
     )
     return reg
 
@@ -258,7 +263,11 @@ def _entry_script(value: Any, where: Where, field: str) -> str | None:
 
 
 def _check_layout(
-    reg: Registration, where: Where, file_fields: Sequence[str], code_fields: Sequence[str]
+    reg: Registration,
+    where: Where,
+    file_fields: Sequence[str],
+    code_fields: Sequence[str],
+    entry_where: Where,
 ) -> None:
     """Rules on where things land that hold for both formats."""
     for specs, names, is_code in ((reg.files, file_fields, False), (reg.code, code_fields, True)):
@@ -290,14 +299,14 @@ def _check_layout(
             taken[target] = field
     if reg.entry_script is not None:
         if not reg.code:
-            where.fail(
+            entry_where.fail(
                 "entryScript",
                 f"names {reg.entry_script!r} but the registration delivers no code",
                 "add code: with the script, or drop entryScript",
             )
         archives = any(spec.unpack != "none" for spec in reg.code)
         if not archives and reg.entry_script not in {spec.container_path for spec in reg.code}:
-            where.fail(
+            entry_where.fail(
                 "entryScript",
                 f"{reg.entry_script!r} is not among the code files",
                 "name the containerPath of one of the code files",
