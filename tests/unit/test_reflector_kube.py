@@ -1,0 +1,62 @@
+"""Building the raw API client from a kubeconfig, as `inferplane webhook --kubeconfig F` does."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from test_reflector import FakeApiserver
+
+from inferplane import kube
+from inferplane.errors import UserError
+
+
+@pytest.fixture
+def apiserver():
+    fake = FakeApiserver().start()
+    yield fake
+    fake.close()
+
+
+def write_kubeconfig(path, server: str, token: str) -> str:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": server}}],
+        "users": [{"name": "u", "user": {"token": token}}],
+        "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "ctx",
+    }
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_kubeconfig_server_and_token_reach_the_apiserver(apiserver, tmp_path):
+    apiserver.put("a", spec={"x": 1})
+    client = kube.connect(write_kubeconfig(tmp_path / "kubeconfig", apiserver.url, "s3cret"))
+    body = client.get("/api/v1/configmaps", {"limit": 5}, timeout=5).json()
+    assert [i["metadata"]["name"] for i in body["items"]] == ["a"]
+    assert apiserver.authorizations == ["Bearer s3cret"]
+    assert apiserver.requests == [("/api/v1/configmaps", {"limit": "5"})]
+
+
+def test_an_error_status_carries_the_apiservers_reason(apiserver):
+    apiserver.list_status = 404
+    with pytest.raises(kube.ApiStatusError) as caught:
+        kube.for_host(apiserver.url).get("/apis/ml.example/v1alpha1/instancetypes", timeout=5)
+    assert caught.value.code == 404
+    assert str(caught.value) == (
+        "GET /apis/ml.example/v1alpha1/instancetypes: HTTP 404 NotFound: fake apiserver says 404"
+    )
+
+
+def test_a_missing_kubeconfig_file_is_named(tmp_path):
+    with pytest.raises(UserError, match=r"--kubeconfig .*/nope: no such file"):
+        kube.connect(str(tmp_path / "nope"))
+
+
+def test_no_cluster_at_all_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    monkeypatch.setattr(kube.k8s_config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(tmp_path / "absent"))
+    with pytest.raises(UserError, match="pass --kubeconfig FILE, or give --catalog DIR"):
+        kube.connect()
