@@ -91,7 +91,8 @@ def unpack_zip(path: Path, dest: Path) -> None:
                         f"unsafe archive member {info.filename!r}: symlink (zip links are not unpacked; "
                         "store the file itself, or use a tar)"
                     )
-                if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                kind = stat.S_IFMT(mode)  # 0 when the zip was written without Unix file types
+                if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
                     raise ArchiveError(f"unsafe archive member {info.filename!r}: device or pipe")
             for info in members:
                 target = dest.joinpath(*[part for part in info.filename.split("/") if part not in ("", ".")])
