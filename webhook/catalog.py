@@ -1,38 +1,296 @@
-"""What the webhook knows: InstanceTypes and model registrations. (Interface stub.)
+"""What the webhook knows: InstanceTypes and model registrations, read without touching the network.
 
-Fed either from files (`--catalog DIR`, the offline CLI) or by list+watch from the cluster; reads never
-touch the network."""
+The server feeds it from list+watch threads while request threads read it, so the state is an
+immutable snapshot replaced whole under a lock by writers and read with a single attribute load by
+readers: a request sees one consistent catalog, never half of an update. `from_dir` fills one from
+files for the offline CLI. Registrations are parsed lazily (most ConfigMaps are never asked for)
+and the parse, or its error, is kept with the ConfigMap's resourceVersion.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from instance_types.instance_type import InstanceType
-from models.registration import Registration
+from instance_types.default import DEFAULT_NAME, builtin_default
+from instance_types.resolve import resolve
+
+from inferplane.errors import Denied, UserError
+from instance_types.instance_type import KIND as INSTANCE_TYPE_KIND
+from instance_types.instance_type import LIST_KIND as INSTANCE_TYPE_LIST_KIND
+from instance_types.instance_type import InstanceType, InvalidInstanceType
+from models.registration import InvalidRegistration, Registration, parse_registration, registration_id
+from webhook.config import InjectionConfig
+from webhook.manifests import Document, read_documents
+
+CONFIGMAP_KIND = "ConfigMap"
+LIST_KINDS = ("List", INSTANCE_TYPE_LIST_KIND)
+
+
+class _Entry:
+    """One registration ConfigMap and, once asked for, its parse result (kept per resourceVersion)."""
+
+    __slots__ = ("_result", "model", "name", "namespace", "obj", "origin", "resource_version")
+
+    def __init__(self, obj: Mapping[str, Any], model: tuple[str, str], origin: str) -> None:
+        metadata = obj.get("metadata") or {}
+        self.obj = obj
+        self.model = model
+        self.origin = origin
+        self.name: str = metadata.get("name") or ""
+        self.namespace: str = metadata.get("namespace") or ""
+        self.resource_version: str | None = metadata.get("resourceVersion")
+        self._result: Registration | InvalidRegistration | None = None
+
+    def registration(self) -> Registration:
+        # Two threads may parse at once; both get the same answer, so no lock is needed.
+        if self._result is None:
+            try:
+                self._result = parse_registration(self.obj)
+            except InvalidRegistration as exc:
+                self._result = exc
+        if isinstance(self._result, InvalidRegistration):
+            raise self._result
+        return self._result
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    instance_types: Mapping[str, InstanceType] = field(default_factory=dict)
+    invalid_types: Mapping[str, str] = field(default_factory=dict)  # name -> why
+    type_origins: Mapping[str, str] = field(default_factory=dict)
+    configmaps: Mapping[tuple[str, str], _Entry] = field(default_factory=dict)  # (namespace, name)
+    by_model: Mapping[tuple[str, str, str], tuple[_Entry, ...]] = field(default_factory=dict)
+
+
+def _index(configmaps: Mapping[tuple[str, str], _Entry]) -> dict[tuple[str, str, str], tuple[_Entry, ...]]:
+    index: dict[tuple[str, str, str], list[_Entry]] = {}
+    for (namespace, _), entry in sorted(configmaps.items()):
+        index.setdefault((namespace, *entry.model), []).append(entry)
+    return {key: tuple(entries) for key, entries in index.items()}
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    metadata = obj.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    return name if isinstance(name, str) else ""
+
+
+@dataclass(frozen=True)
+class CatalogProblem:
+    """An invalid object the catalog holds, for `inferplane lint`."""
+
+    origin: str
+    what: str  # "InstanceType gpu-l", "ConfigMap team-a/iris-3"
+    message: str
 
 
 class Catalog:
-    def put(self, obj: Mapping[str, Any]) -> None:
+    def __init__(self, default: InstanceType | None = None) -> None:
+        """`default` is the built-in defaultinstancetype (from config); a CR of that name overrides it."""
+        if default is None:
+            config = InjectionConfig()
+            default = builtin_default(config.default_cpu, config.default_memory)
+        self.default = default
+        self.ready = False  # the server sets it once its caches have synced
+        self._lock = threading.Lock()
+        self._snapshot = _Snapshot()
+
+    # ---- writers (watch threads) -------------------------------------------------------------
+    def put(self, obj: Mapping[str, Any], origin: str = "cluster") -> None:
         """Add or replace an InstanceType or a registration ConfigMap (other objects are ignored)."""
-        raise NotImplementedError
+        with self._lock:
+            self._snapshot = self._with(self._snapshot, obj, origin)
 
     def remove(self, obj: Mapping[str, Any]) -> None:
-        raise NotImplementedError
+        with self._lock:
+            self._snapshot = self._without(self._snapshot, obj)
 
     def replace_all(self, kind: str, objs: list[Mapping[str, Any]]) -> None:
         """Replace every object of `kind` ("InstanceType" or "ConfigMap") at once (a relist)."""
-        raise NotImplementedError
+        with self._lock:
+            old = self._snapshot
+            if kind == INSTANCE_TYPE_KIND:
+                snapshot = _Snapshot(configmaps=old.configmaps, by_model=old.by_model)
+            elif kind == CONFIGMAP_KIND:
+                snapshot = _Snapshot(old.instance_types, old.invalid_types, old.type_origins)
+            else:
+                raise ValueError(f"replace_all takes {INSTANCE_TYPE_KIND} or {CONFIGMAP_KIND}, not {kind!r}")
+            for obj in objs:
+                snapshot = self._with(snapshot, obj, "cluster", old)
+            self._snapshot = snapshot
 
+    @staticmethod
+    def _with(
+        snapshot: _Snapshot, obj: Mapping[str, Any], origin: str, previous: _Snapshot | None = None
+    ) -> _Snapshot:
+        kind = obj.get("kind")
+        name = _name(obj)
+        if kind == INSTANCE_TYPE_KIND:
+            valid = dict(snapshot.instance_types)
+            invalid = dict(snapshot.invalid_types)
+            valid.pop(name, None)
+            invalid.pop(name, None)
+            try:
+                valid[name] = InstanceType.from_object(obj)
+            except InvalidInstanceType as exc:
+                invalid[name] = str(exc)
+            origins = {**snapshot.type_origins, name: origin}
+            return _Snapshot(valid, invalid, origins, snapshot.configmaps, snapshot.by_model)
+        if kind == CONFIGMAP_KIND:
+            namespace = (obj.get("metadata") or {}).get("namespace") or ""
+            key = (namespace, name)
+            configmaps = dict(snapshot.configmaps)
+            model = registration_id(obj)
+            if model is None:
+                if configmaps.pop(key, None) is None:
+                    return snapshot  # not a registration, and never was
+            else:
+                before = (previous or snapshot).configmaps.get(key)
+                version = (obj.get("metadata") or {}).get("resourceVersion")
+                if before is not None and version is not None and before.resource_version == version:
+                    configmaps[key] = before  # unchanged: keep its parse
+                else:
+                    configmaps[key] = _Entry(obj, model, origin)
+            return _Snapshot(
+                snapshot.instance_types,
+                snapshot.invalid_types,
+                snapshot.type_origins,
+                configmaps,
+                _index(configmaps),
+            )
+        return snapshot
+
+    @staticmethod
+    def _without(snapshot: _Snapshot, obj: Mapping[str, Any]) -> _Snapshot:
+        kind, name = obj.get("kind"), _name(obj)
+        if kind == INSTANCE_TYPE_KIND:
+            valid = {k: v for k, v in snapshot.instance_types.items() if k != name}
+            invalid = {k: v for k, v in snapshot.invalid_types.items() if k != name}
+            return _Snapshot(valid, invalid, snapshot.type_origins, snapshot.configmaps, snapshot.by_model)
+        if kind == CONFIGMAP_KIND:
+            key = ((obj.get("metadata") or {}).get("namespace") or "", name)
+            if key not in snapshot.configmaps:
+                return snapshot
+            configmaps = {k: v for k, v in snapshot.configmaps.items() if k != key}
+            return _Snapshot(
+                snapshot.instance_types,
+                snapshot.invalid_types,
+                snapshot.type_origins,
+                configmaps,
+                _index(configmaps),
+            )
+        return snapshot
+
+    # ---- readers (request threads) -----------------------------------------------------------
     def instance_type(self, name: str | None) -> InstanceType:
         """The named InstanceType, or the default for None; raises Denied naming what exists."""
-        raise NotImplementedError
+        snapshot = self._snapshot
+        wanted = name or DEFAULT_NAME
+        if wanted in snapshot.invalid_types:
+            raise Denied(f"instance type {wanted!r} is invalid: {snapshot.invalid_types[wanted]}")
+        return resolve(name, snapshot.instance_types, self.default)
 
     def registration(self, namespace: str, name: str, version: str) -> Registration:
         """Raises Denied naming the registrations that exist, or the ConfigMap and its parse error."""
-        raise NotImplementedError
+        snapshot = self._snapshot
+        entries = snapshot.by_model.get((namespace, name, version), ())
+        model = f"{name}:{version}"
+        if not entries:
+            registered = ", ".join(self.registered(namespace)) or "none"
+            raise Denied(f"model {model!r} not found in namespace {namespace!r}; registered: {registered}")
+        if len(entries) > 1:
+            names = ", ".join(entry.name for entry in entries)
+            raise Denied(
+                f"model {model!r} in namespace {namespace!r} is registered by {len(entries)} ConfigMaps "
+                f"({names}); delete or relabel all but one"
+            )
+        try:
+            return entries[0].registration()
+        except InvalidRegistration as exc:
+            raise Denied(f"registration of model {model!r} is invalid: {exc}") from exc
 
+    def registered(self, namespace: str) -> list[str]:
+        """`name:version` of every registration in `namespace`, sorted."""
+        return sorted({f"{n}:{v}" for ns, n, v in self._snapshot.by_model if ns == namespace})
+
+    def instance_type_names(self) -> list[str]:
+        return sorted({*self._snapshot.instance_types, *self._snapshot.invalid_types, DEFAULT_NAME})
+
+    def problems(self) -> list[CatalogProblem]:
+        """Every invalid InstanceType, invalid registration and doubly registered model."""
+        snapshot = self._snapshot
+        found = [
+            CatalogProblem(snapshot.type_origins.get(name, ""), f"InstanceType {name}", message)
+            for name, message in sorted(snapshot.invalid_types.items())
+        ]
+        for (namespace, name, version), entries in sorted(snapshot.by_model.items()):
+            if len(entries) > 1:
+                found.append(
+                    CatalogProblem(
+                        entries[1].origin,
+                        f"ConfigMap {namespace}/{entries[1].name}",
+                        f"registers {name}:{version} again (also {', '.join(e.name for e in entries[:-1])})",
+                    )
+                )
+            for entry in entries:
+                try:
+                    entry.registration()
+                except InvalidRegistration as exc:
+                    found.append(
+                        CatalogProblem(entry.origin, f"ConfigMap {namespace}/{entry.name}", str(exc))
+                    )
+        return found
+
+    # ---- files -----------------------------------------------------------------------------------
     @classmethod
-    def from_dir(cls, path: str) -> Catalog:
-        """Every YAML file in `path`; raises UserError naming the file and document that is bad."""
-        raise NotImplementedError
+    def from_dir(
+        cls, path: str, *, default: InstanceType | None = None, namespace: str = "default"
+    ) -> Catalog:
+        """Every YAML file in `path`; raises UserError naming the file and document that is bad.
+
+        ConfigMaps without a namespace belong to `namespace`, as `kubectl apply -n` would place them.
+        """
+        directory = Path(path)
+        if not directory.is_dir():
+            raise UserError(
+                f"catalog {path}: not a directory; pass the folder holding InstanceTypes and registrations"
+            )
+        catalog = cls(default)
+        files = sorted(
+            p for p in directory.iterdir() if p.suffix in (".yaml", ".yml", ".json") and p.is_file()
+        )
+        for document in (doc for file in files for doc in read_documents(str(file))):
+            for obj, origin in catalog_objects(document, namespace):
+                catalog.put(obj, origin)
+        catalog.ready = True
+        return catalog
+
+
+def catalog_objects(document: Document, namespace: str) -> Iterable[tuple[Mapping[str, Any], str]]:
+    """InstanceTypes and ConfigMaps of a document with where each came from, Lists unwrapped.
+
+    A ConfigMap without a namespace gets `namespace`; a nameless object is an error.
+    """
+    obj = document.obj
+    if obj.get("kind") in LIST_KINDS:
+        items = obj.get("items") or []
+        if not isinstance(items, list):
+            raise UserError(f"{document.where}: items must be a list")
+        for index, item in enumerate(items):
+            where = f"{document.where}, items[{index}]"
+            if not isinstance(item, dict):
+                raise UserError(f"{where}: not a Kubernetes object (expected a map)")
+            if obj["kind"] == INSTANCE_TYPE_LIST_KIND and "kind" not in item:
+                item = {"apiVersion": obj.get("apiVersion"), "kind": INSTANCE_TYPE_KIND, **item}
+            yield from catalog_objects(Document(item, where, document.line), namespace)
+        return
+    if obj.get("kind") in (INSTANCE_TYPE_KIND, CONFIGMAP_KIND):
+        if not _name(obj):
+            raise UserError(f"{document.where}: {obj['kind']} has no metadata.name; give it a name")
+        if obj["kind"] == CONFIGMAP_KIND and not (obj.get("metadata") or {}).get("namespace"):
+            obj = {**obj, "metadata": {**obj["metadata"], "namespace": namespace}}
+        yield obj, document.where

@@ -1,11 +1,23 @@
-"""What the injection can be told by the operator (chart values, flags)."""
+"""What the injection can be told by the operator (chart values, flags).
+
+Checked when built, so a bad chart value stops the webhook at start with a sentence naming the
+value and the fix, instead of producing pods the apiserver refuses one by one.
+"""
 
 from __future__ import annotations
 
+import posixpath
+import re
 from dataclasses import dataclass
+
+from inferplane.errors import UserError
+from instance_types.resource_names import is_extended_resource
 
 DEFAULT_APP_ROOT = "/var/azureml-app"
 DEFAULT_INIT_IMAGE = "inferplane:0.1.0"
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+UNKNOWN_REFERENCE = ("deny", "warn")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 @dataclass(frozen=True)
@@ -22,3 +34,34 @@ class InjectionConfig:
     scheduler_marker_resource: str | None = None
     # /validate-workload: "deny" or "warn" for an unknown model or instance type.
     unknown_reference: str = "deny"
+
+    def __post_init__(self) -> None:
+        root = self.app_root
+        if not root.startswith("/") or posixpath.normpath(root) != root or root == "/":
+            raise UserError(
+                f"app root {root!r} must be an absolute, normalised directory below /, "
+                f"e.g. {DEFAULT_APP_ROOT}"
+            )
+        if not self.init_image.strip() or any(c.isspace() for c in self.init_image):
+            raise UserError(
+                f"init image {self.init_image!r} must be an image reference, e.g. {DEFAULT_INIT_IMAGE}"
+            )
+        if self.init_image_pull_policy not in PULL_POLICIES:
+            raise UserError(
+                f"init image pull policy {self.init_image_pull_policy!r} must be one of "
+                f"{', '.join(PULL_POLICIES)}"
+            )
+        if self.unknown_reference not in UNKNOWN_REFERENCE:
+            raise UserError(f"unknown_reference {self.unknown_reference!r} must be 'deny' or 'warn'")
+        if self.scheduler_name is not None and not (
+            len(self.scheduler_name) <= 253 and _DNS_SUBDOMAIN.match(self.scheduler_name)
+        ):
+            raise UserError(
+                f"scheduler name {self.scheduler_name!r} must be a DNS subdomain, e.g. inferplane-scheduler"
+            )
+        marker = self.scheduler_marker_resource
+        if marker is not None and not is_extended_resource(marker):
+            raise UserError(
+                f"scheduler marker resource {marker!r} must be an extended resource name, "
+                "e.g. ml.example/scoring"
+            )

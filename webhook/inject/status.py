@@ -1,0 +1,62 @@
+"""The `ml.example/injected` annotation: a record of what the webhook put into the pod.
+
+It serves two readers. A person running `kubectl get pod -o yaml` sees which models and instance type
+were applied. A later pass (reinvocation, a retry, or a pod created from `inferplane inject` output)
+learns which volumes, env vars, resources and selectors are ours to bring up to date; everything
+not listed is the user's and is never changed. Listing a user's item here gains nothing: the only
+thing a pass does with an owned item is set it to the value it would inject anyway.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Status:
+    models: tuple[str, ...] = ()
+    instance_type: str = ""
+    container: str = ""
+    volumes: tuple[str, ...] = ()
+    init_containers: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    resources: tuple[str, ...] = ()  # "limits.cpu", "requests.nvidia.com/gpu"
+    node_selector: tuple[str, ...] = ()
+
+    def to_annotation(self) -> str:
+        """Compact JSON with sorted keys: the same pod always gets the same bytes."""
+        body = {_camel(k): list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items() if v}
+        return json.dumps({"version": VERSION, **body}, sort_keys=True, separators=(",", ":"))
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word.title() for word in rest)
+
+
+def parse_status(text: str | None) -> tuple[Status, list[str]]:
+    """The recorded status, or an empty one plus a warning when it cannot be read.
+
+    An unreadable record only means nothing is known to be ours, which is the safe side: a
+    conflicting item is then refused instead of overwritten.
+    """
+    if not text:
+        return Status(), []
+    try:
+        raw: Any = json.loads(text)
+    except ValueError:
+        raw = None
+    if not isinstance(raw, dict) or raw.get("version") != VERSION:
+        return Status(), ["ignored an unreadable ml.example/injected annotation; it is rewritten"]
+    values: dict[str, Any] = {}
+    for field in fields(Status):
+        value = raw.get(_camel(field.name))
+        if field.type == "str" and isinstance(value, str):
+            values[field.name] = value
+        elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+            values[field.name] = tuple(value)
+    return Status(**values), []

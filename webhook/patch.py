@@ -1,0 +1,53 @@
+"""The RFC 6902 patch from the pod we received to the pod we want, and its wire encoding.
+
+Our own diff, not `jsonpatch.make_patch`: that one has open bugs producing wrong patches for arrays
+(stale `move` paths, misordered ops: stefankoegl/python-json-patch#124, #138, #160, #179; see
+research/ecosystem.md 3.2). This diff never moves or removes list items: it recurses into maps and
+into list items at the same index, and appends new items with `/-`. So the patch applies to exactly
+the object received, whatever other admission plugins put there (volumes, tolerations, sidecars),
+and a parent that is missing (annotations, env, resources.limits) is created by one `add` of the
+whole value (wire.md A.8).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+from jsonpointer import escape
+
+Op = dict[str, Any]
+
+
+def _same(old: Any, new: Any) -> bool:
+    # `True == 1` in Python, but not in JSON: a bool turned into a number is a change.
+    return type(old) is type(new) and old == new
+
+
+def diff(old: Any, new: Any, path: str = "") -> list[Op]:
+    """Operations turning `old` into `new`; [] when they are equal."""
+    if _same(old, new):
+        return []
+    if isinstance(old, dict) and isinstance(new, dict):
+        ops: list[Op] = [{"op": "remove", "path": f"{path}/{escape(key)}"} for key in old if key not in new]
+        for key, value in new.items():
+            where = f"{path}/{escape(key)}"
+            if key in old:
+                ops.extend(diff(old[key], value, where))
+            else:
+                ops.append({"op": "add", "path": where, "value": value})
+        return ops
+    if isinstance(old, list) and isinstance(new, list) and len(new) >= len(old):
+        ops = []
+        for index, (before, after) in enumerate(zip(old, new, strict=False)):
+            ops.extend(diff(before, after, f"{path}/{index}"))
+        ops.extend({"op": "add", "path": f"{path}/-", "value": value} for value in new[len(old) :])
+        return ops
+    # A scalar changed, a type changed, or (never from our steps) a list shrank: replace it whole.
+    return [{"op": "replace", "path": path, "value": new}]
+
+
+def encode(ops: list[Op]) -> str:
+    """Base64 of the compact JSON, as `AdmissionResponse.patch` (a Go []byte) travels."""
+    return base64.b64encode(orjson.dumps(ops)).decode()
