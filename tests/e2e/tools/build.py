@@ -1,0 +1,275 @@
+"""Build the real Kubernetes and helm binaries the e2e suite runs, once per version.
+
+The e2e suite runs the genuine kube-apiserver, kube-controller-manager,
+kube-scheduler, kubectl and helm. No binary download is possible here, so they
+are compiled from the Go modules pinned in ``tools/kubernetes/go.mod`` and
+``tools/helm/go.mod`` and kept in a cache outside the repository, keyed by
+version, so only the first run pays the several-minute compile:
+
+    ${INFERPLANE_CACHE:-~/.cache/inferplane}/k8s/<version>/bin/
+    ${INFERPLANE_CACHE:-~/.cache/inferplane}/helm/<version>/bin/
+
+Usage: ``python -m tests.e2e.tools.build [kubernetes|helm|all]`` (or
+``python tests/e2e/tools/build.py``). It is idempotent, safe to run from two
+processes at once (a file lock serialises builds), and exits non-zero with the
+tail of the compiler output when a build fails.
+
+This file is also imported by the e2e fixtures, so it stands alone: standard
+library only, no imports from the surrounding package.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+TOOLS_DIR = Path(__file__).resolve().parent
+HEARTBEAT_SECONDS = 60
+
+
+class BuildError(RuntimeError):
+    """A binary could not be built or found; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Toolset:
+    """One pinned Go module and the commands built from it."""
+
+    name: str  # cache sub-directory
+    module_dir: Path  # holds the go.mod that pins the version
+    module: str  # the module whose version names the cache directory
+    commands: dict[str, str]  # binary name -> Go package
+    ldflags: Callable[[str], list[str]]  # version -> -X flags stamping it in
+
+    def version(self) -> str:
+        """The pinned version, read from go.mod so there is one source of truth."""
+        return module_version(self.module_dir / "go.mod", self.module)
+
+    def bin_dir(self, version: str | None = None) -> Path:
+        return cache_root() / self.name / (version or self.version()) / "bin"
+
+
+def cache_root() -> Path:
+    env = os.environ.get("INFERPLANE_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "inferplane"
+
+
+def module_version(go_mod: Path, module: str) -> str:
+    """Return the version ``go_mod`` requires for ``module``."""
+    pattern = re.compile(rf"^\s*(?:require\s+)?{re.escape(module)}\s+(v\S+)", re.MULTILINE)
+    match = pattern.search(go_mod.read_text())
+    if not match:
+        raise BuildError(f"{go_mod} does not require {module}")
+    return match.group(1)
+
+
+def _kubernetes_ldflags(version: str) -> list[str]:
+    # Without these the binaries report v0.0.0: kubectl then warns about
+    # version skew and anything that gates on the server version misbehaves.
+    major, minor = version.lstrip("v").split(".")[:2]
+    flags = []
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {pkg}.gitVersion={version}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+        ]
+    return flags
+
+
+def _helm_ldflags(version: str) -> list[str]:
+    # helm's own version, and the Kubernetes version it assumes when it renders
+    # without a cluster (.Capabilities.KubeVersion), which upstream derives
+    # from the client-go it was built against (v0.X.Y -> 1.X).
+    client_go = module_version(TOOLS_DIR / "helm" / "go.mod", "k8s.io/client-go")
+    kube_minor = client_go.lstrip("v").split(".")[1]
+    flags = [f"-X helm.sh/helm/v3/internal/version.version={version}"]
+    flags += ["-X helm.sh/helm/v3/internal/version.gitTreeState=clean"]
+    for pkg in ("helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"):
+        flags += [f"-X {pkg}.k8sVersionMajor=1", f"-X {pkg}.k8sVersionMinor={kube_minor}"]
+    return flags
+
+
+KUBERNETES = Toolset(
+    name="k8s",
+    module_dir=TOOLS_DIR / "kubernetes",
+    module="k8s.io/kubernetes",
+    commands={
+        "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
+        "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+        "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
+        "kubectl": "k8s.io/kubernetes/cmd/kubectl",
+    },
+    ldflags=_kubernetes_ldflags,
+)
+
+HELM = Toolset(
+    name="helm",
+    module_dir=TOOLS_DIR / "helm",
+    module="helm.sh/helm/v3",
+    commands={"helm": "helm.sh/helm/v3/cmd/helm"},
+    ldflags=_helm_ldflags,
+)
+
+TOOLSETS = {"kubernetes": KUBERNETES, "helm": HELM}
+
+
+def _go_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        # Static binaries, no C toolchain needed.
+        CGO_ENABLED="0",
+        # Never fetch a different Go toolchain; fail with go's own clear message.
+        GOTOOLCHAIN="local",
+        # go.sum is committed: refuse to silently rewrite it. No VCS stamping:
+        # the main module is a folder of this repo and its git state is noise.
+        GOFLAGS="-mod=readonly -buildvcs=false",
+        # encoding/json v2 changes how Kubernetes serialises /openapi/v2 and
+        # kubectl then fails to parse it; keep the v1 behaviour on any Go
+        # release that turns the experiment on.
+        GOEXPERIMENT="nojsonv2",
+    )
+    return env
+
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no output)"
+
+
+def _run_go_build(toolset: Toolset, version: str, names: list[str], out_dir: Path, log: Path) -> None:
+    go = shutil.which("go")
+    if go is None:
+        raise BuildError("`go` is not on PATH: install Go >= 1.25 to build the e2e binaries")
+    ldflags = " ".join(["-s", "-w", *toolset.ldflags(version)])
+    argv = [
+        go, "build", "-p", str(os.cpu_count() or 2), "-trimpath", "-ldflags", ldflags,
+        "-o", f"{out_dir}{os.sep}", *(toolset.commands[n] for n in names),
+    ]  # fmt: skip
+    started = time.monotonic()
+    with open(log, "w") as out:
+        out.write(" ".join(argv) + "\n")
+        out.flush()
+        proc = subprocess.Popen(
+            argv, cwd=toolset.module_dir, env=_go_env(), stdout=out, stderr=subprocess.STDOUT
+        )
+        try:
+            while True:
+                try:
+                    proc.wait(timeout=HEARTBEAT_SECONDS)
+                    break
+                except subprocess.TimeoutExpired:
+                    minutes, seconds = divmod(int(time.monotonic() - started), 60)
+                    print(f"  ... still building {version} ({minutes}m{seconds:02d}s)", flush=True)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+    if proc.returncode != 0:
+        raise BuildError(
+            f"go build of {', '.join(names)} {version} failed (exit {proc.returncode}); "
+            f"full log: {log}\n{_tail(log)}"
+        )
+
+
+def ensure(toolset: Toolset) -> dict[str, Path]:
+    """Return ``{binary name: path}``, building whatever is not cached yet."""
+    version = toolset.version()
+    bin_dir = toolset.bin_dir(version)
+    wanted = {name: bin_dir / name for name in toolset.commands}
+    if all(p.is_file() and os.access(p, os.X_OK) for p in wanted.values()):
+        return wanted
+    version_dir = bin_dir.parent
+    with _locked(version_dir):
+        missing = [n for n, p in wanted.items() if not (p.is_file() and os.access(p, os.X_OK))]
+        if not missing:  # another process built them while we waited for the lock
+            return wanted
+        print(f"building {', '.join(missing)} {version} (first run only, several minutes)...", flush=True)
+        started = time.monotonic()
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        # Same filesystem as bin/, so the final rename is atomic: a crash never
+        # leaves a half-written binary where `ensure` would trust it.
+        with tempfile.TemporaryDirectory(prefix="bin.tmp-", dir=version_dir) as tmp:
+            _run_go_build(toolset, version, missing, Path(tmp), version_dir / "build.log")
+            for name in missing:
+                built = Path(tmp) / name
+                if not built.is_file():
+                    raise BuildError(f"go build reported success but produced no {built}")
+                os.replace(built, wanted[name])
+        seconds = round(time.monotonic() - started, 1)
+        (version_dir / "build.json").write_text(
+            json.dumps({"built": missing, "seconds": seconds, "version": version}, indent=2) + "\n"
+        )
+        print(f"built {', '.join(missing)} {version} in {seconds}s -> {bin_dir}", flush=True)
+    return wanted
+
+
+def find_etcd() -> Path:
+    """Locate etcd: $INFERPLANE_ETCD, else the Debian ``etcd-server`` package's binary."""
+    env = os.environ.get("INFERPLANE_ETCD")
+    candidates = [env] if env else [shutil.which("etcd"), "/usr/bin/etcd"]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return Path(candidate)
+    raise BuildError(
+        "etcd not found: install it with `apt-get install -y etcd-server` "
+        "or point INFERPLANE_ETCD at an etcd binary"
+    )
+
+
+def ensure_kubernetes() -> dict[str, Path]:
+    """Kubernetes binaries plus etcd: everything the control plane fixture starts."""
+    binaries = ensure(KUBERNETES)
+    binaries["etcd"] = find_etcd()
+    return binaries
+
+
+def ensure_helm() -> Path:
+    return ensure(HELM)["helm"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    which = args[0] if args else "all"
+    if which not in (*TOOLSETS, "all") or len(args) > 1:
+        print(f"usage: build.py [{'|'.join(TOOLSETS)}|all]", file=sys.stderr)
+        return 2
+    try:
+        if which in ("kubernetes", "all"):
+            for name, path in ensure_kubernetes().items():
+                print(f"{name}: {path}")
+        if which in ("helm", "all"):
+            print(f"helm: {ensure_helm()}")
+    except BuildError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
