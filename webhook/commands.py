@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 def register(subparsers: argparse._SubParsersAction) -> None:
     _register_inject(subparsers)
     _register_lint(subparsers)
-    # ---- `inferplane webhook` (the HTTPS server) is registered here by its owner. ----
+    from webhook.server import add_server_parser  # `inferplane webhook`, the HTTPS server
+
+    add_server_parser(subparsers)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
