@@ -54,11 +54,11 @@ class Router:
     def __init__(self, random_draw: random.Random | None = None) -> None:
         self.table = RouteTable()
         self.pools: dict[str, PodPool] = {}
-        self.owner: dict[str, str] = {}  # deployment key -> endpoint name
+        self.owner: dict[str, Deployment] = {}  # pool key -> the deployment it serves
         self.upstreams = UpstreamPool()
         self.metrics = RouterMetrics(self.load)
         self.ready = False
-        self.desired: dict[str, int] = {}  # deployment key -> replicas the autoscaler last asked for
+        self.desired: dict[str, int] = {}  # "namespace/name" -> replicas the autoscaler last set
         self._random = (random_draw or random.Random()).random
         self._mirrors: set[asyncio.Task[None]] = set()
 
@@ -66,12 +66,12 @@ class Router:
     def apply(self, table: RouteTable) -> None:
         """Swap in a new table; pools keep their in-flight counts, departed pods finish their work."""
         self.table = table
-        owner: dict[str, str] = {}
+        owner: dict[str, Deployment] = {}
         for endpoint in table.endpoints.values():
             for problem in endpoint.problems:
                 log.warning("endpoint %s: %s", endpoint.name, problem)
             for deployment in endpoint.deployments:
-                owner[deployment.key] = endpoint.name
+                owner[deployment.key] = deployment
                 pool = self.pools.get(deployment.key)
                 if pool is None:
                     pool = self.pools[deployment.key] = PodPool(deployment.settings.max_concurrent)
@@ -87,9 +87,9 @@ class Router:
     def load(self) -> list[LoadSample]:
         samples = []
         for key, pool in self.pools.items():
-            namespace, _, name = key.partition("/")
-            samples.append(LoadSample(self.owner.get(key, ""), name, namespace, pool.pods, pool.busy_pods,
-                                      pool.in_flight, pool.queued, self.desired.get(key)))
+            endpoint, namespace, name = key.split("/", 2)
+            samples.append(LoadSample(endpoint, name, namespace, pool.pods, pool.busy_pods,
+                                      pool.in_flight, pool.queued, self.desired.get(f"{namespace}/{name}")))
         return samples
 
     # -- HTTP entry ------------------------------------------------------------------------------------

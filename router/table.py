@@ -9,7 +9,7 @@ few entries with a random number the caller supplies (which keeps the choice tes
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from router.settings import AUTH_KEY, DeploymentSettings
 
@@ -33,11 +33,12 @@ class Deployment:
     namespace: str
     settings: DeploymentSettings
     backends: tuple[Backend, ...] = ()
+    endpoint: str = ""  # set by `make_endpoint`
 
     @property
     def key(self) -> str:
-        """Unique across the table; names metrics, pools and the scale target."""
-        return f"{self.namespace}/{self.name}"
+        """Unique across the table; names the deployment's pool of pod slots."""
+        return f"{self.endpoint}/{self.namespace}/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def make_endpoint(
     the first. A total over 100 cannot be honoured as written, so it is scaled down proportionally and
     reported as a problem rather than refused: refusing would take the whole endpoint down.
     """
-    ordered = tuple(deployments)
+    ordered = tuple(replace(d, endpoint=name) for d in deployments)
     problems: list[str] = []
     if not ordered:
         return Endpoint(name, (), auth, tuple(keys), problems=("no deployments",))
