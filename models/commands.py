@@ -54,20 +54,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     reg.add_argument("--secret", metavar="NAME", help="csi nodePublishSecretRef / flexVolume secretRef")
     reg.add_argument("--pull-policy", choices=("Always", "IfNotPresent", "Never"), help="for --storage-image")
-    reg.add_argument(
-        "--file",
-        action="append",
-        default=[],
-        metavar="PATH[=CONTAINERPATH][@UNPACK]",
-        help="a model file (repeat); UNPACK is none, tar or zip",
-    )
-    reg.add_argument(
-        "--code",
-        action="append",
-        default=[],
-        metavar="PATH[=CONTAINERPATH][@UNPACK]",
-        help="a code file or archive laid out under the app root (repeat)",
-    )
+    for flag, text in (
+        ("--file", "a model file (repeat); UNPACK is none, tar or zip"),
+        ("--code", "a code file or archive laid out under the app root (repeat)"),
+    ):
+        reg.add_argument(
+            flag, action="append", default=[], metavar="PATH[=CONTAINERPATH][@UNPACK]", help=text
+        )
     reg.add_argument("--entry-script", metavar="FILE", help="the scoring script, relative to the app root")
     reg.add_argument("--namespace", default="default")
     reg.add_argument("--name", metavar="CONFIGMAP", help="default: model-NAME-VERSION")

@@ -49,6 +49,18 @@ def read_keys(directory: Path) -> dict[str, str]:
     return keys
 
 
+def write_mounted(directory: Path, data: dict[str, str], *, stamp: str = "..2024_01_01_00_00_00.0") -> None:
+    """Write `data` the way the kubelet mounts a ConfigMap: keys linked through `..data` to a stamped
+    directory. The tests use it to give model-init the tree it meets in a pod."""
+    stamped = directory / stamp
+    stamped.mkdir(parents=True)
+    for key, value in data.items():
+        (stamped / key).write_text(value)
+    (directory / "..data").symlink_to(stamp)
+    for key in data:
+        (directory / key).symlink_to(f"..data/{key}")
+
+
 def is_registration_dir(directory: Path) -> bool:
     return any((directory / key).is_file() for key in (MANIFEST_KEY, AZURE_CONFIG_KEY))
 

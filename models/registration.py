@@ -24,7 +24,7 @@ A registration's `data` holds either
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from models import fields
@@ -181,13 +181,7 @@ def _from_manifest(
     code = _file_list(doc.get("code"), where, "code", required=False) if "code" in doc else ()
     entry = _entry_script(doc.get("entryScript"), where, "entryScript")
     reg = Registration(name, version, configmap, namespace, storage, files, code, entry)
-    _check_layout(
-        reg,
-        where,
-        [f"files[{i}]" for i in range(len(files))],
-        [f"code[{i}]" for i in range(len(code))],
-        where,
-    )
+    _check_layout(reg, where, ("files", "code"), where)
     return reg
 
 
@@ -216,13 +210,7 @@ def _from_azure(
     storage = parse_storage(doc["storage"], storage_where)
     entry = _entry_script(doc.get("entryScript"), storage_where, "entryScript")
     reg = Registration(name, version, configmap, namespace, storage, files, code, entry)
-    _check_layout(
-        reg,
-        azure_where,
-        [f"Models[{name}:{version}][{i}]" for i in range(len(files))],
-        [f"Dependency[{i}]" for i in range(len(code))],
-        storage_where,
-    )
+    _check_layout(reg, azure_where, (f"Models[{name}:{version}]", "Dependency"), storage_where)
     return reg
 
 
@@ -262,17 +250,12 @@ def _entry_script(value: Any, where: Where, field: str) -> str | None:
     return fields.relative_path(value, where, field, allow_dot=False, example="score.py")
 
 
-def _check_layout(
-    reg: Registration,
-    where: Where,
-    file_fields: Sequence[str],
-    code_fields: Sequence[str],
-    entry_where: Where,
-) -> None:
-    """Rules on where things land that hold for both formats."""
-    for specs, names, is_code in ((reg.files, file_fields, False), (reg.code, code_fields, True)):
+def _check_layout(reg: Registration, where: Where, lists: tuple[str, str], entry_where: Where) -> None:
+    """Rules on where things land that hold for both formats; `lists` names the files' and code's fields."""
+    for specs, list_field, is_code in ((reg.files, lists[0], False), (reg.code, lists[1], True)):
         taken: dict[str, str] = {}
-        for spec, field in zip(specs, names, strict=True):
+        for index, spec in enumerate(specs):
+            field = f"{list_field}[{index}]"
             target = spec.container_path
             if target == "." and spec.unpack == "none":
                 where.fail(

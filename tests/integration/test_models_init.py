@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from models.mounted import write_mounted
+
 SCORE = b"def init():\n    pass\n\ndef run(data):\n    return data\n"
 MODEL = os.urandom(3 * 1024 * 1024)
 
@@ -25,16 +27,6 @@ def command() -> list[str]:
         return [str(script)]
     found = shutil.which("inferplane")
     return [found] if found else [sys.executable, "-m", "inferplane.cli"]
-
-
-def mount_configmap(directory: Path, data: dict[str, str]) -> None:
-    stamp = directory / "..2024_05_01_10_00_00.000000001"
-    stamp.mkdir(parents=True)
-    for key, value in data.items():
-        (stamp / key).write_text(value)
-    (directory / "..data").symlink_to(stamp.name)
-    for key in data:
-        (directory / key).symlink_to(f"..data/{key}")
 
 
 def snapshot(root: Path, skip: Path) -> dict[str, tuple[int, int]]:
@@ -65,7 +57,7 @@ def pod(tmp_path: Path) -> dict[str, Path]:
         "code: [{path: code.tar.gz, containerPath: ., unpack: tar}]\n"
         "entryScript: score.py\n"
     )
-    mount_configmap(tmp_path / "etc" / "inferplane" / "models" / "iris" / "3", {"model.yaml": manifest})
+    write_mounted(tmp_path / "etc" / "inferplane" / "models" / "iris" / "3", {"model.yaml": manifest})
     (tmp_path / "scratch").mkdir()
     (tmp_path / "app" / "var-azureml-app").mkdir(parents=True)  # the emptyDir, there before model-init
     return {
@@ -124,7 +116,7 @@ def test_model_init_failure_is_exit_1_and_one_line(pod: dict[str, Path]) -> None
 
 
 def test_model_init_bad_registration_is_exit_1(pod: dict[str, Path]) -> None:
-    broken = pod["config"] / "iris" / "3" / "..2024_05_01_10_00_00.000000001" / "model.yaml"
+    broken = pod["config"] / "iris" / "3" / "..data" / "model.yaml"
     broken.write_text("storage: {pvc: {claimName: models}}\nfiles: [{path: outputs/model.bin, unpak: tar}]\n")
     done = model_init(pod)
     assert done.returncode == 1

@@ -15,7 +15,7 @@ import pytest
 from models import layout
 from models.init import load, run
 from models.layout import PARTIAL_SUFFIX, LayoutError, lay_out
-from models.mounted import find_registrations, read_keys
+from models.mounted import find_registrations, read_keys, write_mounted
 from models.registration import FileSpec, InvalidRegistration, Registration, StorageSource
 
 PVC = StorageSource("pvc", {"claimName": "models", "subPath": "iris/3"})
@@ -43,6 +43,16 @@ def source(tmp_path: Path) -> Path:
     (root / "src").mkdir()
     (root / "src" / "score.py").write_text("def run(x):\n    return x\n")
     return root
+
+
+def tar_bytes(members: dict[str, bytes], mode: str = "w") -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode=mode) as tar:
+        for name, body in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return buffer.getvalue()
 
 
 def sha(data: bytes) -> str:
@@ -100,14 +110,10 @@ def test_checksum_mismatch_refuses_the_file(source: Path, tmp_path: Path) -> Non
 
 
 def test_checksum_of_archive_is_the_archive_file(source: Path, tmp_path: Path) -> None:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        info = tarfile.TarInfo("w.bin")
-        info.size = len(MODEL)
-        tar.addfile(info, io.BytesIO(MODEL))
-    (source / "w.tar.gz").write_bytes(buffer.getvalue())
+    archive = tar_bytes({"w.bin": MODEL}, "w:gz")
+    (source / "w.tar.gz").write_bytes(archive)
     app = tmp_path / "app"
-    lay_out(reg(FileSpec("w.tar.gz", ".", "tar", sha(buffer.getvalue()))), source, app, log=Logs())
+    lay_out(reg(FileSpec("w.tar.gz", ".", "tar", sha(archive))), source, app, log=Logs())
     assert (app / "azureml-models/iris/3/w.bin").read_bytes() == MODEL
     with pytest.raises(LayoutError, match="sha256 mismatch"):
         lay_out(reg(FileSpec("w.tar.gz", "again", "tar", sha(MODEL))), source, tmp_path / "app2", log=Logs())
@@ -192,11 +198,7 @@ def test_source_link_out_of_the_storage_is_refused(source: Path, tmp_path: Path)
 
 
 def test_entry_script_must_exist_after_the_code_is_laid_out(source: Path, tmp_path: Path) -> None:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        info = tarfile.TarInfo("main.py")
-        tar.addfile(info, io.BytesIO(b""))
-    (source / "code.tar").write_bytes(buffer.getvalue())
+    (source / "code.tar").write_bytes(tar_bytes({"main.py": b""}))
     registration = reg(
         FileSpec("outputs/model.pkl", "m.pkl"), code=(FileSpec("code.tar", ".", "tar"),), entry="score.py"
     )
@@ -205,11 +207,7 @@ def test_entry_script_must_exist_after_the_code_is_laid_out(source: Path, tmp_pa
 
 
 def test_code_archive_may_not_overwrite_the_models(source: Path, tmp_path: Path) -> None:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        info = tarfile.TarInfo("azureml-models/iris/3/model.pkl")
-        tar.addfile(info, io.BytesIO(b""))
-    (source / "code.tar").write_bytes(buffer.getvalue())
+    (source / "code.tar").write_bytes(tar_bytes({"azureml-models/iris/3/model.pkl": b""}))
     app = tmp_path / "app"
     registration = reg(FileSpec("outputs/model.pkl", "model.pkl"), code=(FileSpec("code.tar", ".", "tar"),))
     with pytest.raises(LayoutError, match="holds azureml-models/, which model-init owns"):
@@ -217,22 +215,11 @@ def test_code_archive_may_not_overwrite_the_models(source: Path, tmp_path: Path)
     assert (app / "azureml-models/iris/3/model.pkl").read_bytes() == MODEL
 
 
-def mount_configmap(directory: Path, data: dict[str, str]) -> None:
-    """Lay `data` out the way the kubelet mounts a ConfigMap volume."""
-    stamp = directory / "..2024_05_01_10_00_00.000000001"
-    stamp.mkdir(parents=True)
-    for key, value in data.items():
-        (stamp / key).write_text(value)
-    (directory / "..data").symlink_to(stamp.name)
-    for key in data:
-        (directory / key).symlink_to(f"..data/{key}")
-
-
 MANIFEST = "storage: {pvc: {claimName: models, subPath: iris/3}}\nfiles: [{path: outputs/model.pkl}]\n"
 
 
 def test_mounted_configmap_reads_only_regular_keys(tmp_path: Path) -> None:
-    mount_configmap(tmp_path / "cm", {"model.yaml": MANIFEST})
+    write_mounted(tmp_path / "cm", {"model.yaml": MANIFEST})
     (tmp_path / "outside").write_text("not a key")
     (tmp_path / "cm" / "escape").symlink_to(tmp_path / "outside")
     assert read_keys(tmp_path / "cm") == {"model.yaml": MANIFEST}
@@ -240,11 +227,11 @@ def test_mounted_configmap_reads_only_regular_keys(tmp_path: Path) -> None:
 
 def test_several_models_from_config_and_source_trees(source: Path, tmp_path: Path) -> None:
     config = tmp_path / "etc"
-    mount_configmap(config / "iris" / "3", {"model.yaml": MANIFEST})
+    write_mounted(config / "iris" / "3", {"model.yaml": MANIFEST})
     wine_manifest = (
         "storage: {nfs: {server: n, path: /w}}\nfiles: [{path: w.json, containerPath: weights.json}]\n"
     )
-    mount_configmap(config / "wine" / "1", {"model.yaml": wine_manifest})
+    write_mounted(config / "wine" / "1", {"model.yaml": wine_manifest})
     wine = tmp_path / "mnt" / "models" / "wine" / "1"
     wine.mkdir(parents=True)
     (wine / "w.json").write_text("{}")
@@ -257,7 +244,7 @@ def test_several_models_from_config_and_source_trees(source: Path, tmp_path: Pat
 
 
 def test_single_registration_needs_the_model_named(source: Path, tmp_path: Path) -> None:
-    mount_configmap(tmp_path / "cm", {"model.yaml": MANIFEST})
+    write_mounted(tmp_path / "cm", {"model.yaml": MANIFEST})
     with pytest.raises(InvalidRegistration, match="--model NAME:VERSION"):
         find_registrations(tmp_path / "cm")
     [(registration, storage)] = load(tmp_path / "cm", source, model="iris:3")
@@ -266,8 +253,8 @@ def test_single_registration_needs_the_model_named(source: Path, tmp_path: Path)
 
 def test_bad_registration_in_a_tree_is_named_and_nothing_is_written(source: Path, tmp_path: Path) -> None:
     config = tmp_path / "etc"
-    mount_configmap(config / "iris" / "3", {"model.yaml": MANIFEST})
-    mount_configmap(config / "wine" / "1", {"model.yaml": "storage: {}\nfiles: []"})
+    write_mounted(config / "iris" / "3", {"model.yaml": MANIFEST})
+    write_mounted(config / "wine" / "1", {"model.yaml": "storage: {}\nfiles: []"})
     app = tmp_path / "app"
     with pytest.raises(InvalidRegistration) as info:
         run(config, tmp_path / "mnt" / "models", app, log=Logs())
@@ -279,13 +266,13 @@ def test_bad_registration_in_a_tree_is_named_and_nothing_is_written(source: Path
 
 def test_missing_storage_mount_and_code_clash(source: Path, tmp_path: Path) -> None:
     config = tmp_path / "etc"
-    mount_configmap(config / "wine" / "1", {"model.yaml": MANIFEST})
+    write_mounted(config / "wine" / "1", {"model.yaml": MANIFEST})
     with pytest.raises(LayoutError, match=r"model wine:1: its storage is not mounted at .*wine/1"):
         load(config, tmp_path / "mnt" / "models")
     both = MANIFEST + "code: [{path: src/score.py}]\n"
     clash = tmp_path / "etc2"
-    mount_configmap(clash / "iris" / "3", {"model.yaml": both})
-    mount_configmap(clash / "iris" / "4", {"model.yaml": both})
+    write_mounted(clash / "iris" / "3", {"model.yaml": both})
+    write_mounted(clash / "iris" / "4", {"model.yaml": both})
     (tmp_path / "mnt" / "models" / "iris" / "4").mkdir()
     with pytest.raises(LayoutError, match=r"models iris:3 and iris:4 both deliver code to score\.py"):
         load(clash, tmp_path / "mnt" / "models")
