@@ -190,7 +190,7 @@ class ServerProcess:
             time.sleep(0.05)
         raise AssertionError(f"{self.argv} not ready after {timeout}s (last: {last}):\n{self.output()}")
 
-    def signal(self, sig: int) -> None:
+    def send_signal(self, sig: int) -> None:
         self.process.send_signal(sig)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
