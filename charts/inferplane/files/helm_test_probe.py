@@ -83,7 +83,8 @@ def probe_webhook(base_url: str, ca_file: str) -> list[str]:
     try:
         status = _get(f"{base_url}/readyz", context)
     except (urllib.error.URLError, OSError) as exc:
-        return [f"webhook {base_url}/readyz: {exc} (is the webhook pod Ready? does its certificate match the CA?)"]
+        hint = "is a webhook pod Ready? does its certificate chain to the CA?"
+        return [f"webhook {base_url}/readyz: {exc} ({hint})"]
     if status != 200:
         return [f"webhook {base_url}/readyz answered {status}"]
     uid = str(uuid.uuid4())
