@@ -18,3 +18,10 @@ inject:   ## the main job with no cluster: what the webhook makes of the example
 
 bench:
 	$(BIN)/python bench/webhook.py
+
+.PHONY: kind-up kind-e2e
+kind-up:  ## needs Docker + kind: build the image, create a kind cluster, install the chart (hack/kind/)
+	bash hack/kind/up.sh
+
+kind-e2e: ## needs `make kind-up` first: deploy the example model and score it through the router
+	bash hack/kind/e2e.sh
