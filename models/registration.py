@@ -113,7 +113,10 @@ def parse_registration(configmap: Mapping[str, Any]) -> Registration:
                 "missing",
                 f'label the ConfigMap {NAME_LABEL}: <name>, {VERSION_LABEL}: "<version>"',
             )
-    for key in configmap.get("binaryData") or {}:
+    binary = configmap.get("binaryData") or {}
+    if not isinstance(binary, Mapping):
+        where.fail("binaryData", f"expected a mapping, got {fields.type_name(binary)}", "remove it")
+    for key in binary:
         if key in (MANIFEST_KEY, AZURE_CONFIG_KEY, AZURE_STORAGE_KEY):
             where.fail(f"binaryData.{key}", "is binary data", "put the registration text under data:")
     return parse_registration_data(

@@ -253,3 +253,39 @@ def test_registration_id() -> None:
 def test_data_without_configmap_names_the_model() -> None:
     with pytest.raises(InvalidRegistration, match=r"^registration iris:3, key model.yaml"):
         parse_registration_data({"model.yaml": "[]"}, name="iris", version="3")
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    metadata=st.one_of(
+        _json,
+        st.fixed_dictionaries(
+            {
+                "name": _json | st.just("iris-3"),
+                "namespace": _json | st.just("default"),
+                "labels": _json
+                | st.fixed_dictionaries({NAME_LABEL: _json | st.just("iris"), VERSION_LABEL: _json}),
+            }
+        ),
+    ),
+    data=st.one_of(
+        _json, st.dictionaries(st.sampled_from(["model.yaml", "InitContainerConfig", "storage.yaml"]), _json)
+    ),
+    binary=_json,
+)
+def test_any_configmap_shape_parses_or_is_refused_cleanly(
+    metadata: object, data: object, binary: object
+) -> None:
+    obj = {"kind": "ConfigMap", "metadata": metadata, "data": data, "binaryData": binary}
+    registration_id(obj)
+    with contextlib.suppress(InvalidRegistration):
+        parse_registration(obj)
