@@ -39,6 +39,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -205,6 +206,7 @@ class _Job:
                 out.flush()
                 os.fsync(out.fileno())
             self.verify(spec, reader)
+            os.chmod(partial, 0o644)  # readable by the scoring container, whatever its uid and umask
             _remove(target)
             os.replace(partial, target)
         finally:
@@ -267,6 +269,15 @@ def _walk(root: Path) -> Iterator[tuple[Path, list[str], list[str]]]:
         yield here, dirs, files + links
 
 
+def _readable(path: Path, *, directory: bool) -> None:
+    """Let every user read (and enter) it: the scoring container may run as another uid than
+    model-init, and an archive's 0600 member would otherwise be unreadable to it."""
+    mode = stat.S_IMODE(path.lstat().st_mode)
+    wanted = mode | (0o555 if directory else 0o444)
+    if wanted != mode:
+        os.chmod(path, wanted)
+
+
 def _merge(staging: Path, target: Path, *, reserved: tuple[str, ...]) -> None:
     """Move an unpacked tree into `target`, entry by entry, replacing what stands in the way."""
     clash = sorted(set(os.listdir(staging)) & set(reserved))
@@ -279,10 +290,13 @@ def _merge(staging: Path, target: Path, *, reserved: tuple[str, ...]) -> None:
             if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
                 dest.unlink()
             dest.mkdir(exist_ok=True)
+            _readable(dest, directory=True)
         for name in files:
             dest = there / name
             if dest.is_dir() and not dest.is_symlink():
                 shutil.rmtree(dest)
+            if not (here / name).is_symlink():
+                _readable(here / name, directory=False)
             os.replace(here / name, dest)
 
 

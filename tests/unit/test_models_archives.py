@@ -82,6 +82,21 @@ def test_tar_of_each_compression_lays_out(tmp_path: Path, suffix: str, mode: str
     assert (root / "again.bin").read_bytes() == WEIGHTS
 
 
+def test_unpacked_members_are_readable_by_the_scoring_container(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    make_tar(
+        source / "m.tar",
+        "w",
+        [(entry("d", tarfile.DIRTYPE, mode=0o700), None), (entry("d/w", mode=0o600), b"w")],
+    )
+    app = tmp_path / "app"
+    lay_out(registration(FileSpec("m.tar", ".", "tar")), source, app, log=lambda r: None)
+    laid = app / "azureml-models/m/1/d"
+    assert stat.S_IMODE(laid.stat().st_mode) == 0o755
+    assert stat.S_IMODE((laid / "w").stat().st_mode) == 0o644
+
+
 def test_zip_lays_out(tmp_path: Path) -> None:
     source = tmp_path / "src"
     source.mkdir()
