@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from instance_types.default import DEFAULT_NAME, builtin_default
-from instance_types.resolve import resolve
-
 from inferplane.errors import Denied, UserError
+from instance_types.default import DEFAULT_NAME, builtin_default
 from instance_types.instance_type import KIND as INSTANCE_TYPE_KIND
 from instance_types.instance_type import LIST_KIND as INSTANCE_TYPE_LIST_KIND
 from instance_types.instance_type import InstanceType, InvalidInstanceType
+from instance_types.resolve import resolve
 from models.registration import InvalidRegistration, Registration, parse_registration, registration_id
 from webhook.config import InjectionConfig
+from webhook.inject.problems import quote
 from webhook.manifests import Document, read_documents
 
 CONFIGMAP_KIND = "ConfigMap"
@@ -83,9 +83,8 @@ def _name(obj: Mapping[str, Any]) -> str:
 class CatalogProblem:
     """An invalid object the catalog holds, for `inferplane lint`."""
 
-    origin: str
-    what: str  # "InstanceType gpu-l", "ConfigMap team-a/iris-3"
-    message: str
+    origin: str  # "catalog/registrations.yaml document 8 (line 89)"
+    message: str  # names the object itself
 
 
 class Catalog:
@@ -118,7 +117,7 @@ class Catalog:
             elif kind == CONFIGMAP_KIND:
                 snapshot = _Snapshot(old.instance_types, old.invalid_types, old.type_origins)
             else:
-                raise ValueError(f"replace_all takes {INSTANCE_TYPE_KIND} or {CONFIGMAP_KIND}, not {kind!r}")
+                raise ValueError(f"replace_all takes {INSTANCE_TYPE_KIND} or {CONFIGMAP_KIND}, not {kind}")
             for obj in objs:
                 snapshot = self._with(snapshot, obj, "cluster", old)
             self._snapshot = snapshot
@@ -191,7 +190,7 @@ class Catalog:
         snapshot = self._snapshot
         wanted = name or DEFAULT_NAME
         if wanted in snapshot.invalid_types:
-            raise Denied(f"instance type {wanted!r} is invalid: {snapshot.invalid_types[wanted]}")
+            raise Denied(snapshot.invalid_types[wanted])
         return resolve(name, snapshot.instance_types, self.default)
 
     def registration(self, namespace: str, name: str, version: str) -> Registration:
@@ -201,17 +200,19 @@ class Catalog:
         model = f"{name}:{version}"
         if not entries:
             registered = ", ".join(self.registered(namespace)) or "none"
-            raise Denied(f"model {model!r} not found in namespace {namespace!r}; registered: {registered}")
+            raise Denied(
+                f"model {quote(model)} not found in namespace {quote(namespace)}; registered: {registered}"
+            )
         if len(entries) > 1:
             names = ", ".join(entry.name for entry in entries)
             raise Denied(
-                f"model {model!r} in namespace {namespace!r} is registered by {len(entries)} ConfigMaps "
-                f"({names}); delete or relabel all but one"
+                f"model {quote(model)} in namespace {quote(namespace)} is registered by "
+                f"{len(entries)} ConfigMaps ({names}); delete or relabel all but one"
             )
         try:
             return entries[0].registration()
         except InvalidRegistration as exc:
-            raise Denied(f"registration of model {model!r} is invalid: {exc}") from exc
+            raise Denied(f"registration of model {quote(model)} is invalid: {exc}") from exc
 
     def registered(self, namespace: str) -> list[str]:
         """`name:version` of every registration in `namespace`, sorted."""
@@ -224,16 +225,17 @@ class Catalog:
         """Every invalid InstanceType, invalid registration and doubly registered model."""
         snapshot = self._snapshot
         found = [
-            CatalogProblem(snapshot.type_origins.get(name, ""), f"InstanceType {name}", message)
+            CatalogProblem(snapshot.type_origins.get(name, ""), message)
             for name, message in sorted(snapshot.invalid_types.items())
         ]
         for (namespace, name, version), entries in sorted(snapshot.by_model.items()):
             if len(entries) > 1:
+                others = ", ".join(entry.name for entry in entries[:-1])
                 found.append(
                     CatalogProblem(
-                        entries[1].origin,
-                        f"ConfigMap {namespace}/{entries[1].name}",
-                        f"registers {name}:{version} again (also {', '.join(e.name for e in entries[:-1])})",
+                        entries[-1].origin,
+                        f"ConfigMap {namespace}/{entries[-1].name} registers {name}:{version} again "
+                        f"(also {others}); delete or relabel all but one",
                     )
                 )
             for entry in entries:

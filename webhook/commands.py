@@ -88,7 +88,6 @@ def _config(args: argparse.Namespace) -> InjectionConfig:
 
 def _catalog(args: argparse.Namespace, config: InjectionConfig, documents: list[Document]) -> Catalog:
     from instance_types.default import DEFAULT_NAME, builtin_default
-
     from webhook.catalog import Catalog, catalog_objects
 
     default = builtin_default(config.default_cpu, config.default_memory)
@@ -176,7 +175,7 @@ def run_lint(args: argparse.Namespace) -> int:
     documents = [document for path in args.filename for document in read_documents(path)]
     config = _config(args)
     catalog = _catalog(args, config, documents)
-    errors = [f"{p.origin}: {p.what}: {p.message}" for p in catalog.problems()]
+    errors = [f"{problem.origin}: {problem.message}" for problem in catalog.problems()]
     warnings: list[str] = []
     checked_count = 0
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from inferplane.errors import UserError
 from instance_types.resource_names import is_extended_resource
+from webhook.inject.problems import quote
 
 DEFAULT_APP_ROOT = "/var/azureml-app"
 DEFAULT_INIT_IMAGE = "inferplane:0.1.0"
@@ -39,29 +40,30 @@ class InjectionConfig:
         root = self.app_root
         if not root.startswith("/") or posixpath.normpath(root) != root or root == "/":
             raise UserError(
-                f"app root {root!r} must be an absolute, normalised directory below /, "
+                f"app root {quote(root)} must be an absolute, normalised directory below /, "
                 f"e.g. {DEFAULT_APP_ROOT}"
             )
         if not self.init_image.strip() or any(c.isspace() for c in self.init_image):
             raise UserError(
-                f"init image {self.init_image!r} must be an image reference, e.g. {DEFAULT_INIT_IMAGE}"
+                f"init image {quote(self.init_image)} must be an image reference, e.g. {DEFAULT_INIT_IMAGE}"
             )
         if self.init_image_pull_policy not in PULL_POLICIES:
             raise UserError(
-                f"init image pull policy {self.init_image_pull_policy!r} must be one of "
+                f"init image pull policy {quote(self.init_image_pull_policy)} must be one of "
                 f"{', '.join(PULL_POLICIES)}"
             )
         if self.unknown_reference not in UNKNOWN_REFERENCE:
-            raise UserError(f"unknown_reference {self.unknown_reference!r} must be 'deny' or 'warn'")
+            raise UserError(f"unknown_reference {quote(self.unknown_reference)} must be 'deny' or 'warn'")
         if self.scheduler_name is not None and not (
             len(self.scheduler_name) <= 253 and _DNS_SUBDOMAIN.match(self.scheduler_name)
         ):
             raise UserError(
-                f"scheduler name {self.scheduler_name!r} must be a DNS subdomain, e.g. inferplane-scheduler"
+                f"scheduler name {quote(self.scheduler_name)} must be a DNS subdomain, "
+                "e.g. inferplane-scheduler"
             )
         marker = self.scheduler_marker_resource
         if marker is not None and not is_extended_resource(marker):
             raise UserError(
-                f"scheduler marker resource {marker!r} must be an extended resource name, "
+                f"scheduler marker resource {quote(marker)} must be an extended resource name, "
                 "e.g. ml.example/scoring"
             )

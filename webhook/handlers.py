@@ -82,10 +82,12 @@ def validate_workload(body: bytes, catalog: Catalog, config: InjectionConfig) ->
         checked = check_object(obj, namespace=review.namespace, catalog=catalog, config=config)
     except Malformed as exc:
         raise BadRequest(f"request.object is not a valid {review.kind}: {exc}") from exc
-    warnings = [f.line() for f in checked.findings if f.severity == "warning"]
+    # Warnings travel without the field path: kubectl shows ~120 characters of each, and every
+    # warning names its subject; a denial's message is not cut, so it gets the path.
+    warnings = [f.message for f in checked.findings if f.severity == "warning"]
     denied = checked.denied
     if denied is not None and denied.reference and config.unknown_reference == "warn":
-        warnings.append(denied.line())
+        warnings.append(denied.message)
         denied = None
     if denied is not None:
         return Answer(

@@ -13,7 +13,7 @@ from webhook.inject import keys
 from webhook.inject.done import Done
 from webhook.inject.plan import APP_VOLUME, Plan
 from webhook.inject.podspec import child_list, find
-from webhook.inject.problems import FieldDenied
+from webhook.inject.problems import FieldDenied, quote
 
 
 def desired_env(plan: Plan) -> dict[str, str]:
@@ -42,8 +42,8 @@ def _mount_app(container: dict[str, Any], plan: Plan, field: str) -> None:
             return
         raise FieldDenied(
             f"{field}.volumeMounts[{index}].mountPath",
-            f"container {container['name']!r} already mounts volume {mount.get('name')!r} at {app_root}, "
-            "where inferplane puts the model; move that mount",
+            f"container {quote(container['name'])} already mounts volume {quote(mount.get('name'))} "
+            f"at {app_root}, where inferplane puts the model; move that mount",
         )
     mounts.append({"name": APP_VOLUME, "mountPath": app_root, "readOnly": True})
 
@@ -62,9 +62,9 @@ def _set_env(container: dict[str, Any], plan: Plan) -> tuple[list[str], list[str
         elif name in plan.prior.env:
             env[index] = desired
         else:
-            shown = "from valueFrom" if "valueFrom" in env[index] else repr(env[index].get("value", ""))
+            shown = "from valueFrom" if "valueFrom" in env[index] else quote(env[index].get("value", ""))
             warnings.append(
-                f"container {container['name']!r} sets {name} itself ({shown}); kept, not {value}"
+                f"container {quote(container['name'])} sets {name} itself ({shown}); kept, not {value}"
             )
             continue
         owned.append(name)

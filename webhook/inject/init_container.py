@@ -16,7 +16,7 @@ from webhook.inject import keys
 from webhook.inject.done import Done
 from webhook.inject.plan import APP_VOLUME, Plan
 from webhook.inject.podspec import child_list, ensure_named, find
-from webhook.inject.problems import FieldDenied
+from webhook.inject.problems import FieldDenied, quote
 
 # 65532 is the conventional "nonroot" user of distroless images; any non-zero uid would do.
 USER_ID = 65532
@@ -98,7 +98,7 @@ def add_init_container(pod: dict[str, Any], plan: Plan) -> Done:
         if index is not None:
             raise FieldDenied(
                 f"spec.{key}[{index}].name",
-                f"the pod already has a container named {keys.INIT_CONTAINER!r}; rename it, "
+                f"the pod already has a container named {quote(keys.INIT_CONTAINER)}; rename it, "
                 "inferplane injects its init container under that name",
             )
     init_containers = child_list(spec, "initContainers")
@@ -108,7 +108,7 @@ def add_init_container(pod: dict[str, Any], plan: Plan) -> Done:
     if not ok:
         raise FieldDenied(
             f"spec.initContainers[{find(init_containers, keys.INIT_CONTAINER)}].name",
-            f"the pod already has an init container named {keys.INIT_CONTAINER!r}; rename it, "
+            f"the pod already has an init container named {quote(keys.INIT_CONTAINER)}; rename it, "
             "inferplane injects its init container under that name",
         )
     return Done(owned={"init_containers": (keys.INIT_CONTAINER,)})

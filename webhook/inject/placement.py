@@ -14,7 +14,7 @@ from webhook.inject import keys
 from webhook.inject.done import Done
 from webhook.inject.plan import Plan
 from webhook.inject.podspec import child, child_list
-from webhook.inject.problems import FieldDenied
+from webhook.inject.problems import FieldDenied, quote
 from webhook.inject.refs import LABEL_VALUE
 
 
@@ -34,7 +34,7 @@ def _node_selector(spec: dict[str, Any], plan: Plan) -> tuple[str, ...]:
         elif have != value:
             raise FieldDenied(
                 f"spec.nodeSelector[{key}]",
-                f"nodeSelector {key}={have} conflicts with instance type {it.name!r}, which needs "
+                f"nodeSelector {key}={have} conflicts with instance type {quote(it.name)}, which needs "
                 f"{key}={value}; remove it from the pod or pick another instance type",
             )
     if wanted != current:
@@ -71,12 +71,13 @@ def _label(pod: dict[str, Any], plan: Plan) -> list[str]:
     name = plan.instance_type.name
     if len(name) > 63 or not LABEL_VALUE.match(name):
         return [
-            f"instance type {name!r} is too long for a label value; label {keys.INSTANCE_TYPE_LABEL} not set"
+            f"instance type {quote(name)} is too long for a label value; "
+            f"label {keys.INSTANCE_TYPE_LABEL} not set"
         ]
     labels = child(child(pod, "metadata"), "labels")
     had = labels.get(keys.INSTANCE_TYPE_LABEL)
     labels[keys.INSTANCE_TYPE_LABEL] = name
-    if had is not None and had != name:
+    if had is not None and had not in (name, plan.prior.instance_type):
         return [
             f"label {keys.INSTANCE_TYPE_LABEL}={had} replaced by {name}; choose with the annotation instead"
         ]

@@ -16,7 +16,7 @@ from models.registration import Registration
 from webhook.config import InjectionConfig
 from webhook.inject import keys
 from webhook.inject.names import dns_label, hashed
-from webhook.inject.problems import FieldDenied, annotation_field, at_field
+from webhook.inject.problems import FieldDenied, annotation_field, at_field, quote
 from webhook.inject.refs import ModelRef, check_routing, parse_models, unknown_annotations
 from webhook.inject.status import Status, parse_status
 
@@ -63,7 +63,8 @@ def _scoring_container(containers: list[dict[str, Any]], wanted: str | None, pri
         if wanted not in names:
             raise FieldDenied(
                 annotation_field(keys.CONTAINER),
-                f"container {wanted!r} named by {keys.CONTAINER} not found; containers: {', '.join(names)}",
+                f"container {quote(wanted)} named by {keys.CONTAINER} not found; "
+                f"containers: {', '.join(names)}",
             )
         return names.index(wanted)
     # A sidecar another webhook put first must not become the scoring container on a later pass.

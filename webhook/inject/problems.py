@@ -6,6 +6,7 @@ The webhook answers with the message alone; `inferplane lint` prefixes the field
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -49,3 +50,9 @@ def at_field(field: str) -> Iterator[None]:
 
 def annotation_field(key: str) -> str:
     return f"metadata.annotations[{key}]"
+
+
+def quote(text: object) -> str:
+    """`"iris:4"`: double quotes, as kubectl and the rest of inferplane quote names; a hostile name
+    cannot break the sentence out of its quotes."""
+    return json.dumps(str(text), ensure_ascii=False)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from webhook.inject import keys
 from webhook.inject.names import DNS_LABEL
-from webhook.inject.problems import FieldDenied, annotation_field
+from webhook.inject.problems import FieldDenied, annotation_field, quote
 
 # A label value: what the registration's ml.example/model-name and -version labels can hold.
 LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
@@ -38,14 +38,18 @@ def parse_models(value: str) -> tuple[ModelRef, ...]:
     for entry in entries:
         if not entry:
             raise FieldDenied(
-                field, f"annotation {keys.MODEL} {value!r} has an empty entry; remove the comma"
+                field, f"annotation {keys.MODEL} {quote(value)} has an empty entry; remove the comma"
             )
         name, sep, version = (part.strip() for part in entry.partition(":"))
         if not sep or not version:
-            raise FieldDenied(field, f"model {entry!r} has no version; write name:version, e.g. {name}:1")
+            raise FieldDenied(
+                field, f"model {quote(entry)} has no version; write name:version, e.g. {name}:1"
+            )
         for what, text in (("name", name), ("version", version)):
             if len(text) > 63 or not LABEL_VALUE.match(text):
-                raise FieldDenied(field, f"model {what} {text!r} in {entry!r} must be {_LABEL_RULE}")
+                raise FieldDenied(
+                    field, f"model {what} {quote(text)} in {quote(entry)} must be {_LABEL_RULE}"
+                )
         ref = ModelRef(name, version)
         if ref in refs:
             raise FieldDenied(field, f"model {ref} is listed twice in {keys.MODEL}; list it once")
@@ -59,7 +63,7 @@ def check_routing(annotations: Mapping[str, str]) -> list[str]:
     if endpoint is not None and (len(endpoint) > 63 or not DNS_LABEL.match(endpoint)):
         raise FieldDenied(
             annotation_field(keys.ENDPOINT),
-            f"endpoint {endpoint!r} must be a DNS label: 1-63 lowercase letters, digits or '-', "
+            f"endpoint {quote(endpoint)} must be a DNS label: 1-63 lowercase letters, digits or '-', "
             "starting and ending with a letter or digit, e.g. iris",
         )
     for key in (keys.TRAFFIC, keys.MIRROR):
@@ -68,7 +72,8 @@ def check_routing(annotations: Mapping[str, str]) -> list[str]:
             continue
         if not re.fullmatch(r"[0-9]{1,3}", text) or int(text) > 100:
             raise FieldDenied(
-                annotation_field(key), f"annotation {key} {text!r} must be a whole percentage 0-100, e.g. 90"
+                annotation_field(key),
+                f"annotation {key} {quote(text)} must be a whole percentage 0-100, e.g. 90",
             )
     return [
         f"annotation {key} has no effect without {keys.ENDPOINT}; add the endpoint it splits"

@@ -24,7 +24,7 @@ from instance_types.resource_names import HUGEPAGES_PREFIX, is_extended_resource
 from webhook.inject.done import Done
 from webhook.inject.plan import Plan
 from webhook.inject.podspec import child
-from webhook.inject.problems import FieldDenied
+from webhook.inject.problems import FieldDenied, quote
 
 
 def _equal_to_limit(name: str) -> bool:
@@ -55,7 +55,7 @@ def apply_resources(pod: dict[str, Any], plan: Plan) -> Done:
     container = pod["spec"]["containers"][plan.container]
     field = f"spec.containers[{plan.container}].resources"
     read = _Reader(field)
-    who = f"container {container['name']!r}"
+    who = f"container {quote(container['name'])}"
     it = plan.instance_type
     it_limits = {name: str(value) for name, value in it.limits.items()}
     it_requests = {name: str(value) for name, value in it.requests.items()}
@@ -76,7 +76,7 @@ def apply_resources(pod: dict[str, Any], plan: Plan) -> Done:
             if read("limits", name, user_limits[name]) > read("limits", name, cap):
                 raise FieldDenied(
                     f"{field}.limits[{name}]",
-                    f"{who} asks limits.{name} {user_limits[name]}, above instance type {it.name!r} "
+                    f"{who} asks limits.{name} {user_limits[name]}, above instance type {quote(it.name)} "
                     f"limit {cap}; lower it or pick a larger instance type",
                 )
         else:
@@ -93,7 +93,7 @@ def apply_resources(pod: dict[str, Any], plan: Plan) -> Done:
         if name in it_limits and asked > read("limits", name, it_limits[name]):
             raise FieldDenied(
                 f"{field}.requests[{name}]",
-                f"{who} asks requests.{name} {value}, above instance type {it.name!r} "
+                f"{who} asks requests.{name} {value}, above instance type {quote(it.name)} "
                 f"limit {it_limits[name]}; lower it or pick a larger instance type",
             )
         limit = final_limits.get(name)
@@ -115,7 +115,7 @@ def apply_resources(pod: dict[str, Any], plan: Plan) -> Done:
         if limit is not None and read("requests", name, wanted) > read("limits", name, limit):
             warnings.append(
                 f"{who}: requests.{name} lowered to its own limit {limit} "
-                f"(instance type {it.name!r} asks {wanted})"
+                f"(instance type {quote(it.name)} asks {wanted})"
             )
             wanted = str(limit)
         final_requests[name] = _keep(requests.get(name), wanted, read, "requests", name)

@@ -14,6 +14,7 @@ from webhook.inject import keys
 from webhook.inject.done import Done
 from webhook.inject.plan import Plan
 from webhook.inject.podspec import child
+from webhook.inject.problems import quote
 from webhook.inject.refs import LABEL_VALUE
 
 
@@ -47,7 +48,7 @@ def apply_router_labels(pod: dict[str, Any], plan: Plan) -> Done:
         wanted[keys.DEPLOYMENT_LABEL] = deployment
     else:
         warnings.append(
-            f"no deployment name usable as a label ({deployment!r}); the router cannot split to this pod"
+            f"no deployment name usable as a label ({quote(deployment)}); the router cannot split to this pod"
         )
     for key, value in wanted.items():
         had = labels.get(key)

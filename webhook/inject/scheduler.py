@@ -10,6 +10,7 @@ from typing import Any
 
 from webhook.inject.done import Done
 from webhook.inject.plan import Plan
+from webhook.inject.problems import quote
 
 DEFAULT_SCHEDULER = "default-scheduler"
 
@@ -23,5 +24,6 @@ def apply_scheduler(pod: dict[str, Any], plan: Plan) -> Done:
     if current in (None, "", DEFAULT_SCHEDULER):
         spec["schedulerName"] = wanted
     elif current != wanted:
-        return Done((f"pod uses scheduler {current!r}, not {wanted!r}; inferplane GPU placement is skipped",))
+        skipped = f"pod uses scheduler {quote(current)}, not {quote(wanted)}; GPU placement is skipped"
+        return Done((skipped,))
     return Done()

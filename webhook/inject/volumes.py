@@ -14,7 +14,7 @@ from models.storage import volume_source
 from webhook.inject.done import Done
 from webhook.inject.plan import APP_VOLUME, ModelPlan, Plan
 from webhook.inject.podspec import child_list, ensure_named, find
-from webhook.inject.problems import FieldDenied
+from webhook.inject.problems import FieldDenied, quote
 
 _POD_SECURITY = {
     "nfs": "Pod Security restricted refuses nfs volumes (use pvc)",
@@ -49,7 +49,7 @@ def add_volumes(pod: dict[str, Any], plan: Plan) -> Done:
         if not ok:
             raise FieldDenied(
                 f"spec.volumes[{find(volumes, name)}]",
-                f"the pod already has a volume named {name!r} with different content; "
+                f"the pod already has a volume named {quote(name)} with different content; "
                 "rename it, inferplane injects a volume of that name",
             )
     warnings = tuple(
