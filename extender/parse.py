@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from extender import resources
-from extender._quantity import parse_quantity
 from extender.model import BoundPod, Demand, Node, NodeShape, PodInfo
 from inferplane.errors import BadRequest
+from instance_types.quantity import QuantityError
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # GPU feature discovery, e.g. NVIDIA-A100-SXM4-80GB
@@ -45,18 +45,19 @@ def node_from(obj: Mapping[str, Any]) -> Node:
     return Node(name=sys.intern(metadata["name"]), shape=shape, zone=_interned(labels.get(ZONE_LABEL)))
 
 
-def bound_pod_from(obj: Mapping[str, Any]) -> BoundPod | None:
+def bound_pod_from(obj: Mapping[str, Any], ignored: frozenset[str] = frozenset()) -> BoundPod | None:
     """What a pod holds on its node, or None when it holds nothing (not bound, or finished)."""
     spec = obj.get("spec") or {}
     node = spec.get("nodeName")
     if not node or (obj.get("status") or {}).get("phase") in TERMINATED_PHASES:
         return None
-    gpus = resources.gpu_counts(resources.effective_requests(spec))
+    gpus = resources.gpu_counts(resources.effective_requests(spec), ignored)
     return BoundPod(node=sys.intern(node), gpus=gpus, group=group_of(obj))
 
 
-def pod_from(obj: Any) -> PodInfo:
-    """The pod a scheduler request is about; BadRequest says what is malformed."""
+def pod_from(obj: Any, ignored: frozenset[str] = frozenset()) -> PodInfo:
+    """The pod a scheduler request is about; BadRequest says what is malformed. `ignored` names
+    extended resources that are no device (the marker resource that routes pods to us)."""
     if not isinstance(obj, Mapping):
         raise BadRequest(f"Pod must be a JSON object, got {type(obj).__name__}")
     metadata = obj.get("metadata")
@@ -70,18 +71,18 @@ def pod_from(obj: Any) -> PodInfo:
             raise BadRequest(f"Pod {namespace}/{name}: spec.{key} must be a list of objects")
     try:
         requests = resources.effective_requests(spec)
-    except (ValueError, TypeError, AttributeError) as exc:
+    except (QuantityError, ValueError, TypeError, AttributeError) as exc:
         raise BadRequest(f"Pod {namespace}/{name}: resources: {exc}") from exc
     return PodInfo(
         namespace=namespace,
         name=name,
         uid=str(metadata.get("uid") or ""),
-        demand=_demand(requests, metadata),
+        demand=_demand(requests, metadata, ignored),
         group=group_of(obj),
     )
 
 
-def _demand(requests: Mapping[str, Any], metadata: Mapping[str, Any]) -> Demand:
+def _demand(requests: Mapping[str, Any], metadata: Mapping[str, Any], ignored: frozenset[str]) -> Demand:
     annotations = metadata.get("annotations") or {}
     labels = metadata.get("labels") or {}
     problem = None
@@ -92,7 +93,7 @@ def _demand(requests: Mapping[str, Any], metadata: Mapping[str, Any]) -> Demand:
     if GPU_MEMORY_ANNOTATION in annotations:
         memory_mib, problem = _gpu_memory(str(annotations[GPU_MEMORY_ANNOTATION]))
     return Demand(
-        gpus=resources.gpu_counts(requests),
+        gpus=resources.gpu_counts(requests, ignored),
         cpu_milli=resources.cpu_milli(requests),
         memory=resources.memory_bytes(requests),
         gpu_products=products,
@@ -108,8 +109,8 @@ def _gpu_memory(text: str) -> tuple[int, str | None]:
     if text.strip().isdigit():
         return 0, bad
     try:
-        value = parse_quantity(text)
-    except ValueError:
+        value = resources.parse_quantity(text)
+    except QuantityError:
         return 0, bad
     return -(-int(value) // MIB), None  # round up: 1 byte over a MiB still needs the next MiB
 

@@ -1,23 +1,29 @@
 """Composes the rules into the three answers the scheduler asks for.
 
 Every request holds the state lock for its whole evaluation, so it sees one consistent picture even
-while watch events arrive; the work inside is a single pass over the names the scheduler sent, with
-SHAPE rules memoised per shape (interned by the state, so `id()` is the key).
+while watch events arrive. The candidate names become one `Batch` of table rows; SHAPE (and ZONE)
+rules run once per distinct shape (zone), NODE rules once over the whole batch, so the Python work
+per request grows with the number of pools and of refused nodes, not with the number of nodes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import compress
 
+import numpy as np
+
+from extender.batch import Batch
 from extender.config import Settings
 from extender.model import Node, PodInfo, Reject
 from extender.rules import RULES, Context, Rule, Scope
-from extender.scores import SCORES, ScoreContext
+from extender.scores import SCORES, Score, ScoreContext
 from extender.state import ClusterState
+from extender.table import NO_ROW
 
 MAX_SCORE = 10
-UNKNOWN_NODE = "not in the extender's node cache yet"
+UNKNOWN_NODE = Reject("not in the extender's node cache yet")
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,22 @@ class FilterResult:
     rejections: dict[str, int] = field(default_factory=dict)  # rule name -> nodes refused
 
 
+class _Refusals:
+    """Collects refused nodes with their one-line reasons, and counts them per rule."""
+
+    def __init__(self) -> None:
+        self.failed: dict[str, str] = {}
+        self.unresolvable: dict[str, str] = {}
+        self.by_rule: dict[str, int] = {}
+
+    def add(self, rule: str, reject: Reject, names: Iterable[str]) -> None:
+        into = self.unresolvable if reject.unresolvable else self.failed
+        reason = reject.reason
+        count = len(into)
+        into.update({name: f"{name}: {reason}" for name in names})
+        self.by_rule[rule] = self.by_rule.get(rule, 0) + len(into) - count
+
+
 def _first(rules: Sequence[Rule], pod: PodInfo, node: Node, ctx: Context) -> tuple[str, Reject] | None:
     for rule in rules:
         reject = rule.check(pod, node, ctx)
@@ -36,74 +58,103 @@ def _first(rules: Sequence[Rule], pod: PodInfo, node: Node, ctx: Context) -> tup
     return None
 
 
+def _known(names: list[str], state: ClusterState) -> tuple[Batch, list[str]]:
+    """The batch of names the cache knows, and the names it does not."""
+    rows = state.table.rows(names)
+    known = rows != NO_ROW
+    if known.all():
+        return Batch(state.table, names, rows), []
+    return Batch(state.table, list(compress(names, known.tolist())), rows[known]), [
+        name for name, ok in zip(names, known.tolist(), strict=True) if not ok
+    ]
+
+
+def _per_shape(rules: Sequence[Rule], pod: PodInfo, batch: Batch, ctx: Context, refusals: _Refusals) -> Batch:
+    """Run shape-only rules once per distinct shape; refuse whole shapes; return the rest."""
+    shape_ids = batch.shape_ids
+    verdicts = {sid: _first(rules, pod, node, ctx) for sid, node in batch.representatives(shape_ids).items()}
+    refused = {sid: verdict for sid, verdict in verdicts.items() if verdict is not None}
+    if not refused:
+        return batch
+    for sid, (rule, reject) in refused.items():
+        refusals.add(rule, reject, compress(batch.names, (shape_ids == sid).tolist()))
+    return batch.subset(~np.isin(shape_ids, list(refused)))
+
+
 def filter_nodes(pod: PodInfo, names: Iterable[str], state: ClusterState, settings: Settings) -> FilterResult:
     """Which of `names` can take `pod`, and a one-line reason for each that cannot."""
     rules = [rule for rule in RULES if rule.applies(pod.demand)]
-    shape_rules = [r for r in rules if r.scope is Scope.SHAPE]
-    node_rules = [r for r in rules if r.scope is Scope.NODE]
-    candidate_rules = [r for r in rules if r.scope is Scope.CANDIDATES]
-    failed: dict[str, str] = {}
-    unresolvable: dict[str, str] = {}
-    rejections: dict[str, int] = {}
-    passed: list[Node] = []
-    memo: dict[int, tuple[str, Reject] | None] = {}
-
-    def refuse(name: str, verdict: tuple[str, Reject]) -> None:
-        rule_name, reject = verdict
-        (unresolvable if reject.unresolvable else failed)[name] = f"{name}: {reject.reason}"
-        rejections[rule_name] = rejections.get(rule_name, 0) + 1
-
+    refusals = _Refusals()
+    ctx = Context(cpu_pods_on_gpu_nodes=settings.cpu_pods_on_gpu_nodes)
     with state.lock:
-        ctx = Context(gpus_used=state.gpus_used, cpu_pods_on_gpu_nodes=settings.cpu_pods_on_gpu_nodes)
-        nodes = state.nodes
-        for name in names:
-            node = nodes.get(name)
-            if node is None:
-                failed[name] = f"{name}: {UNKNOWN_NODE}"
-                rejections["unknown-node"] = rejections.get("unknown-node", 0) + 1
-                continue
-            key = id(node.shape)
-            if key in memo:
-                verdict = memo[key]
-            else:
-                verdict = memo[key] = _first(shape_rules, pod, node, ctx)
-            if verdict is None and node_rules:
-                verdict = _first(node_rules, pod, node, ctx)
-            if verdict is None:
-                passed.append(node)
-            else:
-                refuse(name, verdict)
-        if candidate_rules and passed:
-            ctx = replace(ctx, cpu_node_feasible=any(not node.shape.is_gpu for node in passed))
-            survivors = []
-            for node in passed:
-                verdict = _first(candidate_rules, pod, node, ctx)
-                if verdict is None:
-                    survivors.append(node)
-                else:
-                    refuse(node.name, verdict)
-            passed = survivors
-    return FilterResult([node.name for node in passed], failed, unresolvable, rejections)
+        batch, unknown = _known(list(names), state)
+        refusals.add("unknown-node", UNKNOWN_NODE, unknown)
+        batch = _per_shape([r for r in rules if r.scope is Scope.SHAPE], pod, batch, ctx, refusals)
+        for rule in (r for r in rules if r.scope is Scope.NODE):
+            refused = rule.check(pod, batch, ctx)
+            if refused:
+                for index, reject in refused.items():
+                    refusals.add(rule.name, reject, (batch.names[index],))
+                keep = np.ones(len(batch), dtype=bool)
+                keep[list(refused)] = False
+                batch = batch.subset(keep)
+        late = [r for r in rules if r.scope is Scope.CANDIDATES]
+        if late and len(batch):
+            shapes = batch.table.shapes
+            feasible = any(not shapes[sid].is_gpu for sid in np.unique(batch.shape_ids).tolist())
+            batch = _per_shape(late, pod, batch, replace(ctx, cpu_node_feasible=feasible), refusals)
+    return FilterResult(batch.names, refusals.failed, refusals.unresolvable, refusals.by_rule)
 
 
-def prioritize_nodes(pod: PodInfo, names: Iterable[str], state: ClusterState) -> list[tuple[str, int]]:
-    """Scores 0-10: nodes are ordered by the tuple of SCORES and given 10, 9, ... per distinct
-    value (dense rank), so the best node always scores 10 and ties score alike."""
+def _column(score: Score, pod: PodInfo, batch: Batch, ctx: ScoreContext) -> np.ndarray:
+    """One score for every node; SHAPE and ZONE scores are computed once per distinct shape/zone."""
+    if score.scope is Scope.NODE:
+        return np.asarray(score.value(pod, batch, ctx), dtype=np.float64)
+    ids = batch.shape_ids if score.scope is Scope.SHAPE else batch.zone_ids
+    values = np.zeros(int(ids.max()) + 1 if len(ids) else 0)
+    for key, node in batch.representatives(ids).items():
+        values[key] = score.value(pod, node, ctx)
+    return values[ids]
+
+
+def dense_rank_scores(columns: Sequence[np.ndarray], size: int) -> np.ndarray:
+    """0-10 per node from score columns (first column most significant, higher better): the best
+    distinct tuple scores 10, the next 9, and so on down to 0; equal tuples score alike.
+
+    Each column becomes its dense rank, and the ranks are combined into one integer per node with
+    the first column weighing most, so one final `np.unique` orders the tuples."""
+    code = np.zeros(size, dtype=np.int64)
+    for column in columns:
+        levels, rank = np.unique(column, return_inverse=True)
+        code = code * len(levels) + rank
+    levels, rank = np.unique(code, return_inverse=True)
+    return np.maximum(MAX_SCORE - (len(levels) - 1 - rank), 0)
+
+
+@dataclass(frozen=True)
+class Priorities:
+    names: list[str]  # nodes the cache knows (names from the apiserver: DNS subdomains)
+    scores: np.ndarray  # 0-10, one per name
+    unknown: list[str]  # names the cache does not know: they score 0
+
+    def pairs(self) -> list[tuple[str, int]]:
+        return [*zip(self.names, self.scores.tolist(), strict=True), *((name, 0) for name in self.unknown)]
+
+
+def prioritize_nodes(pod: PodInfo, names: Iterable[str], state: ClusterState) -> Priorities:
+    """Scores 0-10 by the dense rank of the applicable SCORES (see `dense_rank_scores`); names the
+    cache does not know score 0."""
     with state.lock:
-        nodes = state.nodes
-        replicas = state.group_nodes.get(pod.group, {}) if pod.group else {}
+        batch, unknown = _known(list(names), state)
+        replicas = state.replicas(pod.group)
         zone_replicas: dict[str | None, int] = {}
         for name, count in replicas.items():
-            zone = nodes[name].zone if name in nodes else None
+            node = state.node(name)
+            zone = node.zone if node is not None else None
             zone_replicas[zone] = zone_replicas.get(zone, 0) + count
-        ctx = ScoreContext(gpus_used=state.gpus_used, replicas=replicas, zone_replicas=zone_replicas)
-        keyed: list[tuple[str, tuple | None]] = []
-        for name in names:
-            node = nodes.get(name)
-            keyed.append((name, None if node is None else tuple([score(pod, node, ctx) for score in SCORES])))
-    levels = sorted({key for _, key in keyed if key is not None}, reverse=True)
-    rank = {key: max(MAX_SCORE - i, 0) for i, key in enumerate(levels)}
-    return [(name, 0 if key is None else rank[key]) for name, key in keyed]
+        ctx = ScoreContext(replicas=replicas, zone_replicas=zone_replicas)
+        columns = [_column(score, pod, batch, ctx) for score in SCORES if score.applies(pod, ctx)]
+    return Priorities(batch.names, dense_rank_scores(columns, len(batch)), unknown)
 
 
 def preempt_nodes(
@@ -111,20 +162,22 @@ def preempt_nodes(
 ) -> dict[str, list[str]]:
     """Keep the scheduler's candidate nodes where evicting the proposed victims (pod UIDs) really
     makes room by our count; drop the rest, so no pod is evicted for a node we would refuse."""
-    rules = [r for r in RULES if r.applies(pod.demand) and r.scope is not Scope.CANDIDATES]
     kept: dict[str, list[str]] = {}
     with state.lock:
         for name, uids in victims.items():
-            node = state.nodes.get(name)
-            if node is None:
-                continue
-            held = dict(state.gpus_used.get(name, {}))
+            freed: dict[str, int] = {}
             for uid in uids:
                 bound = state.bound_pod(uid)
                 if bound is not None and bound.node == name:
                     for resource, count in bound.gpus:
-                        held[resource] = held.get(resource, 0) - count
-            ctx = Context(gpus_used={name: held}, cpu_pods_on_gpu_nodes=settings.cpu_pods_on_gpu_nodes)
-            if _first(rules, pod, node, ctx) is None:
+                        freed[resource] = freed.get(resource, 0) + count
+            for resource, count in freed.items():
+                state.table.add_held(name, resource, -count)
+            try:
+                result = filter_nodes(pod, [name], state, settings)
+            finally:
+                for resource, count in freed.items():
+                    state.table.add_held(name, resource, count)
+            if result.passed:
                 kept[name] = list(uids)
     return kept

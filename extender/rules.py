@@ -1,11 +1,14 @@
-"""Filter rules: each is a function (pod, node, context) -> Reject | None.
+"""Filter rules: each says, for the pod and a node, whether the node can take it and if not why.
 
 A rule's `scope` says what it reads, which is what lets the policy stay fast at 5,000 nodes:
 
-- SHAPE rules read only `pod.demand` and `node.shape`; the policy evaluates them once per distinct
-  shape per request (a pool of 1,000 identical nodes costs one call).
-- NODE rules read the node's current load from the context (GPUs held by bound pods).
-- CANDIDATES rules read what the whole request looks like after the other rules (`cpu_node_feasible`).
+- SHAPE rules, (pod, node, context) -> Reject | None, read only the pod, `node.shape` and the
+  request-wide context; the policy calls them once per distinct shape per request (a pool of 1,000
+  identical nodes costs one call).
+- NODE rules read each node's current load (GPUs held by bound pods), so they take all candidate
+  nodes at once as a `Batch` of table rows: (pod, batch, context) -> {index in batch: Reject}.
+- CANDIDATES rules are SHAPE rules that also read what the request looks like once the others have
+  run (`cpu_node_feasible`), so they run last, again once per shape.
 
 A reason is one line, without the node name (the policy prefixes it); `unresolvable` marks what no
 eviction on that node can fix, so the scheduler does not preempt pods there for nothing.
@@ -13,10 +16,14 @@ eviction on that node can fix, so the scheduler does not preempt pods there for 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
+import numpy as np
+
+from extender.batch import Batch
 from extender.config import CpuOnGpu
 from extender.model import Demand, Node, PodInfo, Reject
 from extender.parse import GPU_MEMORY_LABEL, GPU_PRODUCT_LABEL
@@ -28,13 +35,13 @@ MIB = 2**20
 class Context:
     """What a rule may read besides the pod and the node; built once per request."""
 
-    gpus_used: Mapping[str, Mapping[str, int]]
     cpu_pods_on_gpu_nodes: CpuOnGpu = "allow"
     cpu_node_feasible: bool = False  # set for CANDIDATES rules: a CPU node passed every other rule
 
 
 class Scope(Enum):
     SHAPE = "shape"
+    ZONE = "zone"  # scores only: reads node.zone and the request-wide context
     NODE = "node"
     CANDIDATES = "candidates"
 
@@ -42,7 +49,7 @@ class Scope(Enum):
 @dataclass(frozen=True)
 class Rule:
     name: str  # metrics label
-    check: Callable[[PodInfo, Node, Context], Reject | None]
+    check: Callable[..., Any]  # SHAPE/CANDIDATES: (pod, node, ctx); NODE: (pod, batch, ctx)
     scope: Scope
     applies: Callable[[Demand], bool] = lambda demand: True
 
@@ -102,15 +109,19 @@ def fits_when_empty(pod: PodInfo, node: Node, ctx: Context) -> Reject | None:
     return None
 
 
-def gpus_free(pod: PodInfo, node: Node, ctx: Context) -> Reject | None:
+def gpus_free(pod: PodInfo, batch: Batch, ctx: Context) -> dict[int, Reject]:
     """Enough GPUs of each kind are not held by pods bound to the node (evicting some may help)."""
-    held = ctx.gpus_used.get(node.name)
+    refused: dict[int, Reject] = {}
     for resource, need in pod.demand.gpus:
-        capacity = node.shape.gpu_capacity(resource)
-        free = capacity - (held.get(resource, 0) if held else 0)
-        if free < need:
-            return Reject(f"{max(free, 0)} of {capacity} {resource} free; {_wants(pod.demand, need)}")
-    return None
+        capacity = batch.capacity(resource)
+        free = capacity - batch.held(resource)
+        reasons: dict[tuple[int, int], Reject] = {}  # nodes of one pool mostly share the numbers
+        for index in np.flatnonzero(free < need).tolist():
+            key = (max(int(free[index]), 0), int(capacity[index]))
+            if key not in reasons:
+                reasons[key] = Reject(f"{key[0]} of {key[1]} {resource} free; {_wants(pod.demand, need)}")
+            refused.setdefault(index, reasons[key])
+    return refused
 
 
 def cpu_pod_off_gpu_nodes(pod: PodInfo, node: Node, ctx: Context) -> Reject | None:

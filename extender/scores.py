@@ -1,45 +1,75 @@
-"""Scoring rules: each is a function (pod, node, context) -> a comparable value, higher is better.
+"""Scoring rules: each gives every feasible node a number, higher is better.
 
-The policy orders feasible nodes by the tuple of these values, in the order of `SCORES` (so a later
-rule only separates nodes the earlier ones found equal) and turns that order into 0-10; see README.
+The policy orders feasible nodes by the tuple of these numbers, in the order of `SCORES` (so a later
+rule only separates nodes the earlier ones found equal), and turns that order into 0-10; see README.
+Like filter rules, each declares what it reads: SHAPE and ZONE scores, (pod, node, context) ->
+number, are called once per distinct shape or zone; NODE scores take the whole `Batch` and return
+one number per node, (pod, batch, context) -> array.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
+import numpy as np
+
+from extender.batch import Batch
 from extender.model import Node, PodInfo
+from extender.rules import Scope
 
 
 @dataclass(frozen=True)
 class ScoreContext:
-    gpus_used: Mapping[str, Mapping[str, int]]
     replicas: Mapping[str, int]  # node -> replicas of the pod's workload there
     zone_replicas: Mapping[str | None, int]  # zone -> replicas of the pod's workload there
 
 
-def gpu_fill(pod: PodInfo, node: Node, ctx: ScoreContext) -> float:
-    """Bin-packing. GPU pods: the share of the node's GPUs of the kind asked for that are held once
-    the pod is there (averaged over kinds), so the pod goes where it fills a node best and whole
-    nodes stay free for big pods. CPU-only pods: 1 on a CPU node, 0 on a GPU node."""
-    gpus = pod.demand.gpus
-    shape = node.shape
-    if not gpus:
-        return 0.0 if shape.is_gpu else 1.0
-    held = ctx.gpus_used.get(node.name)
-    total = 0.0
-    for resource, need in gpus:
-        capacity = shape.gpu_capacity(resource)
-        if capacity:
-            total += ((held.get(resource, 0) if held else 0) + need) / capacity
-    return total / len(gpus)
+@dataclass(frozen=True)
+class Score:
+    name: str
+    value: Callable[..., Any]  # SHAPE/ZONE: (pod, node, ctx) -> number; NODE: (pod, batch, ctx) -> array
+    scope: Scope  # SHAPE, ZONE or NODE
+    applies: Callable[[PodInfo, ScoreContext], bool] = lambda pod, ctx: True
 
 
-def spread(pod: PodInfo, node: Node, ctx: ScoreContext) -> tuple[int, int]:
-    """Replicas of one workload spread: fewest in the node's zone first, then fewest on the node."""
-    return (-ctx.zone_replicas.get(node.zone, 0), -ctx.replicas.get(node.name, 0))
+def gpu_fill(pod: PodInfo, batch: Batch, ctx: ScoreContext) -> np.ndarray:
+    """Bin-packing for GPU pods: the share of the node's GPUs of the kind asked for that are held
+    once the pod is there (averaged over kinds), so the pod goes where it fills a node best and
+    whole nodes stay free for big pods."""
+    total = np.zeros(len(batch))
+    for resource, need in pod.demand.gpus:
+        capacity = batch.capacity(resource)
+        total += np.where(capacity > 0, (batch.held(resource) + need) / np.maximum(capacity, 1), 0.0)
+    return total / len(pod.demand.gpus)
 
 
-SCORES: tuple[Callable[[PodInfo, Node, ScoreContext], Any], ...] = (gpu_fill, spread)
+def cpu_node_first(pod: PodInfo, node: Node, ctx: ScoreContext) -> int:
+    """CPU-only pods: a CPU node before a GPU node (when the filter let GPU nodes through)."""
+    return 0 if node.shape.is_gpu else 1
+
+
+def zone_spread(pod: PodInfo, node: Node, ctx: ScoreContext) -> int:
+    """Fewest replicas of the pod's workload in the node's zone (nodes without a zone label form
+    one zone of their own)."""
+    return -ctx.zone_replicas.get(node.zone, 0)
+
+
+def node_spread(pod: PodInfo, batch: Batch, ctx: ScoreContext) -> np.ndarray:
+    """Fewest replicas of the pod's workload on the node itself."""
+    counts = map(ctx.replicas.get, batch.names, repeat(0))
+    return -np.fromiter(counts, dtype=np.int64, count=len(batch))
+
+
+def _has_replicas(pod: PodInfo, ctx: ScoreContext) -> bool:
+    return bool(ctx.replicas)
+
+
+SCORES: tuple[Score, ...] = (
+    Score("gpu-fill", gpu_fill, Scope.NODE, lambda pod, ctx: bool(pod.demand.gpus)),
+    Score("cpu-node-first", cpu_node_first, Scope.SHAPE, lambda pod, ctx: not pod.demand.gpus),
+    Score("zone-spread", zone_spread, Scope.ZONE, _has_replicas),
+    Score("node-spread", node_spread, Scope.NODE, _has_replicas),
+)

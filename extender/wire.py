@@ -11,11 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 
 from extender.model import PodInfo
 from extender.parse import pod_from
-from extender.policy import FilterResult
+from extender.policy import FilterResult, Priorities
 from inferplane.errors import BadRequest
 
 
@@ -45,15 +46,16 @@ def _object(body: bytes) -> dict[str, Any]:
     return {str(key).lower(): value for key, value in obj.items()}
 
 
-def _pod(fields: Mapping[str, Any]) -> PodInfo:
+def _pod(fields: Mapping[str, Any], ignored: frozenset[str]) -> PodInfo:
     if "pod" not in fields:
         raise BadRequest("request has no Pod")
-    return pod_from(fields["pod"])
+    return pod_from(fields["pod"], ignored)
 
 
-def decode_args(body: bytes) -> Args:
+def decode_args(body: bytes, ignored: frozenset[str] = frozenset()) -> Args:
+    """`ignored`: extended resources that are no device (see `parse.pod_from`)."""
     fields = _object(body)
-    pod = _pod(fields)
+    pod = _pod(fields, ignored)
     names = fields.get("nodenames")
     if names is not None:
         if not isinstance(names, list) or not all(type(name) is str for name in names):
@@ -72,9 +74,9 @@ def decode_args(body: bytes) -> Args:
     return Args(pod, names, items)
 
 
-def decode_preempt(body: bytes) -> PreemptArgs:
+def decode_preempt(body: bytes, ignored: frozenset[str] = frozenset()) -> PreemptArgs:
     fields = _object(body)
-    pod = _pod(fields)
+    pod = _pod(fields, ignored)
     meta = fields.get("nodenametometavictims")
     full = fields.get("nodenametovictims")
     source = meta if meta is not None else full
@@ -122,8 +124,20 @@ def encode_filter_error(message: str) -> bytes:
     return orjson.dumps({"Nodes": None, "NodeNames": None, "FailedNodes": {}, "Error": message})
 
 
-def encode_prioritize(scores: list[tuple[str, int]]) -> bytes:
-    return orjson.dumps([{"Host": host, "Score": score} for host, score in scores])
+def encode_prioritize(priorities: Priorities) -> bytes:
+    """A bare HostPriorityList with integer scores.
+
+    Joined per score level rather than dumped per host: 5,000 dicts cost more than the scoring.
+    Known names come from the apiserver (DNS subdomains, nothing to escape); others are dumped.
+    """
+    names, scores = priorities.names, priorities.scores
+    parts = []
+    for score in np.unique(scores).tolist():
+        hosts = list(map(names.__getitem__, np.flatnonzero(scores == score).tolist()))
+        tail = f'","Score":{score}}}'
+        parts.append('{"Host":"' + (tail + ',{"Host":"').join(hosts) + tail)
+    parts.extend(orjson.dumps({"Host": name, "Score": 0}).decode() for name in priorities.unknown)
+    return ("[" + ",".join(parts) + "]").encode()
 
 
 def encode_preempt(args: PreemptArgs, kept: Mapping[str, list[str]]) -> bytes:

@@ -147,7 +147,7 @@ def test_only_names_we_were_given_come_back():
 
 
 def scores(pod: dict, names: list[str], state: ClusterState | None = None) -> dict[str, int]:
-    return dict(prioritize_nodes(pod_from(pod), names, state or cluster()))
+    return dict(prioritize_nodes(pod_from(pod), names, state or cluster()).pairs())
 
 
 def test_gpu_pod_prefers_the_node_it_fills_best():

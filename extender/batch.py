@@ -1,0 +1,51 @@
+"""The candidate nodes of one request, as rows of the state's node table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import compress
+
+import numpy as np
+
+from extender.model import Node
+from extender.table import NodeTable
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Known nodes only; valid while the caller holds the state lock (rows may be reused after)."""
+
+    table: NodeTable
+    names: list[str]
+    rows: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def shape_ids(self) -> np.ndarray:
+        return self.table.shape_ids[self.rows]
+
+    @property
+    def zone_ids(self) -> np.ndarray:
+        return self.table.zone_ids[self.rows]
+
+    def node(self, index: int) -> Node:
+        node = self.table.nodes[self.rows[index]]
+        assert node is not None, "a batch holds known nodes only"
+        return node
+
+    def held(self, resource: str) -> np.ndarray:
+        return self.table.held_of(resource, self.rows)
+
+    def capacity(self, resource: str) -> np.ndarray:
+        return self.table.capacity_of(resource, self.rows)
+
+    def subset(self, keep: np.ndarray) -> Batch:
+        """The nodes where boolean array `keep` is true, in order."""
+        return Batch(self.table, list(compress(self.names, keep.tolist())), self.rows[keep])
+
+    def representatives(self, ids: np.ndarray) -> dict[int, Node]:
+        """One node per distinct value of `ids` (shape or zone ids), to evaluate a rule once for all."""
+        distinct, first = np.unique(ids, return_index=True)
+        return {int(key): self.node(int(index)) for key, index in zip(distinct, first, strict=True)}
