@@ -42,6 +42,7 @@ LABEL_VALUE_HELP = (
     "use at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
 )
 LABEL_KEY_HELP = "use a label key such as nvidia.com/gpu.product or zone"
+TAINT_KEY_HELP = "use a label key such as nvidia.com/gpu"
 RESOURCE_NAME_HELP = (
     "use cpu, memory, ephemeral-storage, hugepages-<size> or a device plugin resource such as nvidia.com/gpu"
 )
@@ -299,7 +300,7 @@ def _toleration(path: str, toleration: Any) -> list[Problem]:
         return problems
     if key and not is_qualified_name(key):
         problems.append(
-            Problem("toleration-key", f'{path}: key "{key}" is not a valid taint key; {LABEL_KEY_HELP}')
+            Problem("toleration-key", f'{path}: key "{key}" is not a valid taint key; {TAINT_KEY_HELP}')
         )
     if not key and operator != "Exists":
         problems.append(Problem("toleration-operator", f"{path}: operator must be Exists when key is empty"))
