@@ -189,13 +189,10 @@ class Router:
                 if request_id is None:
                     request_id = uuid.uuid4().hex.encode()
                 chunked = request.content_length is None and request.header(b"transfer-encoding") is not None
-                conn.begin(self._upstream_head(request, deployment, slot, query, request_id), chunked,
-                           client.pause_reading_for_upstream)
                 replay = request.body.replay()
-                if replay is not None:
-                    conn.send_body(replay)
-                    conn.end_body()
-                else:
+                conn.begin(self._upstream_head(request, deployment, slot, query, request_id), chunked,
+                           client.pause_reading_for_upstream, replay)
+                if replay is None:
                     request.body.attach(conn)
                 timer = _Deadline(conn, request.body, settings.request_timeout_ms / 1000.0)
                 try:
@@ -233,8 +230,13 @@ class Router:
         headers.append((b"azureml-model-deployment", deployment.name.encode()))
         if not any(n == b"x-request-id" for n, _ in headers):
             headers.append((b"x-request-id", request_id))
-        chunked = conn.length is None
-        client.start(conn.status, headers, None if chunked else conn.length)
+        if conn.complete:  # the whole answer is already here: one write, nothing to relay
+            timer.cancel()
+            body = conn.take_early()
+            client.start(conn.status, headers, len(body), body)
+            client.finish()
+            return conn.status
+        client.start(conn.status, headers, conn.length)
         conn.relay(client)
         try:
             await conn.done  # type: ignore[misc]
@@ -308,8 +310,7 @@ class Router:
             request_id = (request.header(b"x-request-id") or uuid.uuid4().hex.encode())
             mirrored = Request(request.method, request.url, request.headers, True, request.body)
             mirrored.content_length = len(body)
-            conn.begin(self._upstream_head(mirrored, target, slot, query, request_id), False)
-            conn.send_body(body)
+            conn.begin(self._upstream_head(mirrored, target, slot, query, request_id), False, None, body)
             timer = _Deadline(conn, None, target.settings.request_timeout_ms / 1000.0)
             try:
                 await conn.head  # type: ignore[misc]

@@ -117,8 +117,9 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- one exchange ----------------------------------------------------------------------------------
     def begin(self, request_head: bytes, chunked_body: bool,
-              pause_source: Callable[[bool], None] | None = None) -> None:
-        """Send a request head; the body follows through `send_body`/`end_body`."""
+              pause_source: Callable[[bool], None] | None = None, body: bytes | None = None) -> None:
+        """Send a request head, and the whole `body` with it when it is already here (one syscall);
+        otherwise the body follows through `send_body`/`end_body`."""
         loop = asyncio.get_running_loop()
         self.head = loop.create_future()
         self.done = loop.create_future()
@@ -129,7 +130,13 @@ class UpstreamConnection(asyncio.Protocol):
         self._pause_source = pause_source
         self.last_activity = time.monotonic()
         assert self.transport is not None
-        self.transport.write(request_head)
+        if body is None:
+            self.transport.write(request_head)
+        elif chunked_body:
+            self.transport.writelines([request_head, *chunk(body), LAST_CHUNK] if body else [request_head,
+                                                                                                LAST_CHUNK])
+        else:
+            self.transport.writelines([request_head, body])
 
     def send_body(self, data: bytes) -> None:
         if self.transport is None or self.lost:
@@ -152,6 +159,11 @@ class UpstreamConnection(asyncio.Protocol):
             sink.send(data)
         if sink.writing_paused and self.transport is not None:
             self.transport.pause_reading()
+
+    def take_early(self) -> bytes:
+        """The body bytes that arrived before anyone relayed them (all of it, once `complete`)."""
+        early, self._early = self._early, []
+        return b"".join(early)
 
     def time_out(self) -> None:
         self._fail(UpstreamTimeout())
