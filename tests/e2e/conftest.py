@@ -8,9 +8,11 @@ build's message: a skipped e2e suite would report green while proving nothing.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from kubernetes import client as k8s
@@ -18,6 +20,7 @@ from kubernetes import client as k8s
 from .controlplane import ControlPlane
 from .tools import build
 
+T = TypeVar("T")
 _CONTROL_PLANE = pytest.StashKey[ControlPlane]()
 
 
@@ -27,15 +30,24 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def _built(request: pytest.FixtureRequest, ensure: Callable[[], T], what: str) -> T:
+    """Run a build step with output capture off, so a first build shows its progress."""
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    error = None
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        try:
+            return ensure()
+        except build.BuildError as err:
+            error = err
+    pytest.fail(f"cannot build {what} for the e2e tests:\n{error}", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def control_plane(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ControlPlane]:
     """etcd, kube-apiserver and kube-controller-manager on 127.0.0.1, stopped at session end."""
-    try:
-        binaries = build.ensure_kubernetes()
-    except build.BuildError as err:
-        pytest.fail(f"cannot build the Kubernetes binaries for the e2e tests:\n{err}", pytrace=False)
+    binaries = _built(request, build.ensure_kubernetes, "the Kubernetes binaries")
     cp = ControlPlane(tmp_path_factory.mktemp("control-plane"), binaries)
     request.config.stash[_CONTROL_PLANE] = cp
     try:
@@ -47,12 +59,9 @@ def control_plane(
 
 
 @pytest.fixture(scope="session")
-def helm_binary() -> Path:
+def helm_binary(request: pytest.FixtureRequest) -> Path:
     """The pinned helm, built from its Go module on first use."""
-    try:
-        return build.ensure_helm()
-    except build.BuildError as err:
-        pytest.fail(f"cannot build helm for the e2e tests:\n{err}", pytrace=False)
+    return _built(request, build.ensure_helm, "helm")
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from .egress import ConnectProxy, egress_selector_config
 from .pki import CertificateAuthority, KeyPair, write_service_account_keys
 from .process import ManagedProcess, ProcessDied, free_port, wait_for
 from .tools import build
@@ -133,6 +134,7 @@ class ControlPlane:
         self.processes: list[ManagedProcess] = []
         self.schedulers: dict[str, Scheduler] = {}
         self._api: k8s.ApiClient | None = None
+        self.egress: ConnectProxy | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -154,6 +156,9 @@ class ControlPlane:
         """Stop everything this object started, newest first. Idempotent."""
         for proc in reversed(self.processes):
             proc.stop()
+        if self.egress is not None:
+            self.egress.stop()
+            self.egress = None
         if self._api is not None:
             self._api.close()
             self._api = None
@@ -199,6 +204,10 @@ class ControlPlane:
             server=True,
         )
         sa_private, sa_public = write_service_account_keys(self.pki_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.egress = ConnectProxy(self.workdir / "egress.sock", self.log_dir / "egress-proxy.log")
+        egress_config = self.workdir / "egress-selector.json"
+        egress_config.write_text(egress_selector_config(self.egress.socket_path))
         self.service_account_key = sa_private
         apiserver = self._spawn(
             "kube-apiserver",
@@ -222,6 +231,9 @@ class ControlPlane:
                 # The `kubernetes` Service cannot list 127.0.0.1 as its endpoint
                 # (loopback is invalid there); don't retry that forever in the log.
                 "--endpoint-reconciler-type=none",
+                # Traffic to Services (webhooks, aggregated APIs) goes through
+                # our CONNECT proxy: see egress.py and route_service_to_loopback.
+                f"--egress-selector-config-file={egress_config}",
                 "--profiling=false",
                 "--v=1",
             ],
@@ -301,6 +313,9 @@ class ControlPlane:
         for proc in self.processes:
             state = "running" if proc.running() else f"exited {proc.returncode}"
             parts.append(f"----- {proc.name} ({state}) {proc.log_path} -----\n{proc.tail(lines)}")
+        if self.egress is not None and self.egress.events:
+            events = "\n".join(self.egress.events[-lines:])
+            parts.append(f"----- egress proxy {self.egress.log_path} -----\n{events}")
         return "\n".join(parts)
 
     def check_running(self) -> None:
@@ -416,6 +431,49 @@ class ControlPlane:
         )
         core.patch_node(name, [{"op": "add", "path": "/spec/taints", "value": [dict(t) for t in taints]}])
         return self.api().sanitize_for_serialization(core.read_node(name))
+
+    # -- services ---------------------------------------------------------------
+
+    def route_service_to_loopback(
+        self, namespace: str, service: str, local_ports: int | Mapping[str, int]
+    ) -> str:
+        """Make the apiserver reach ``service`` at 127.0.0.1, for webhooks and aggregated APIs.
+
+        A webhook registered the production way (``clientConfig.service``, TLS
+        checked against ``<service>.<namespace>.svc``) then reaches a server
+        the test runs on this machine: the apiserver dials the Service's
+        ClusterIP through the egress proxy, which connects to the local port.
+        The Service is created (no selector, port 443 named ``https``) if it
+        does not exist. ``local_ports`` is the local port, or a map from
+        Service port name to local port. Returns the ClusterIP.
+        """
+        assert self.egress is not None, "the control plane is not running"
+        core = k8s.CoreV1Api(self.api())
+        try:
+            svc = core.read_namespaced_service(service, namespace)
+        except k8s.ApiException as err:
+            if err.status != 404:
+                raise
+            svc = core.create_namespaced_service(
+                namespace,
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": service},
+                    "spec": {"ports": [{"name": "https", "port": 443, "protocol": "TCP"}]},
+                },
+            )
+        ports = {p.name or "": p.port for p in svc.spec.ports}
+        if isinstance(local_ports, int):
+            if len(ports) != 1:
+                raise ValueError(f"service {namespace}/{service} has ports {sorted(ports)}: map each one")
+            local_ports = {next(iter(ports)): local_ports}
+        unknown = set(local_ports) - set(ports)
+        if unknown:
+            raise ValueError(f"service {namespace}/{service} has no port named {sorted(unknown)}")
+        for name, local_port in local_ports.items():
+            self.egress.route(svc.spec.cluster_ip, ports[name], local_port)
+        return str(svc.spec.cluster_ip)
 
     # -- schedulers --------------------------------------------------------------
 

@@ -162,10 +162,15 @@ def _tail(path: Path, lines: int = 40) -> str:
         return "(no output)"
 
 
-def _run_go_build(toolset: Toolset, version: str, names: list[str], out_dir: Path, log: Path) -> None:
+def _find_go() -> str:
     go = shutil.which("go")
     if go is None:
         raise BuildError("`go` is not on PATH: install Go >= 1.25 to build the e2e binaries")
+    return go
+
+
+def _run_go_build(toolset: Toolset, version: str, names: list[str], out_dir: Path, log: Path) -> None:
+    go = _find_go()
     ldflags = " ".join(["-s", "-w", *toolset.ldflags(version)])
     argv = [
         go, "build", "-p", str(os.cpu_count() or 2), "-trimpath", "-ldflags", ldflags,
@@ -204,6 +209,7 @@ def ensure(toolset: Toolset) -> dict[str, Path]:
     wanted = {name: bin_dir / name for name in toolset.commands}
     if all(p.is_file() and os.access(p, os.X_OK) for p in wanted.values()):
         return wanted
+    _find_go()
     version_dir = bin_dir.parent
     with _locked(version_dir):
         missing = [n for n, p in wanted.items() if not (p.is_file() and os.access(p, os.X_OK))]
