@@ -100,7 +100,8 @@ def wrk(url: str, seconds: float, connections: int, workdir: Path, rate: float |
     cpu_before = cpu_seconds(pid) if pid else 0.0
     started = time.monotonic()
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), url],
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script),
+         url],
         check=True, capture_output=True, text=True, timeout=seconds + 30,
     ).stdout
     wall = time.monotonic() - started
@@ -161,7 +162,9 @@ def serve_aiohttp(port: int, upstreams: list[str]) -> None:
     uvloop.run(main())
 
 
-def report(name: str, peak: Result, half: Result, direct_half: Result, haproxy_per_core: float | None) -> None:
+def report(
+    name: str, peak: Result, half: Result, direct_half: Result, haproxy_per_core: float | None
+) -> None:
     per_core = f"{peak.per_core:9.0f}" if peak.per_core else "        -"
     ratio = f"{peak.per_core / haproxy_per_core:6.2f}" if peak.per_core and haproxy_per_core else "     -"
     print(f"{name:<18}{peak.rps:10.0f}{(peak.cpu_cores or 0):8.2f}{per_core}{ratio}"
@@ -209,8 +212,9 @@ def main() -> int:
         peaks = {name: wrk(url, s, c, workdir, pid=pid) for name, (url, pid) in targets.items()}
         rate = peaks["inferplane router"].rps / 2
         halves = {name: wrk(url, s, 16, workdir, rate=rate, pid=pid) for name, (url, pid) in targets.items()}
-        print(f"\nrouter benchmark: wrk 1 thread, {c} connections, {s:.0f} s per run, 90/10 split + key check;"
-              f" half load = {rate:.0f} req/s over 16 connections; {Path('/proc/cpuinfo').read_text().count('processor')} cores\n")
+        cores = Path("/proc/cpuinfo").read_text().count("processor")
+        print(f"\nrouter benchmark: wrk 1 thread, {c} connections, {s:.0f} s per run, 90/10 split + key "
+              f"check; half load = {rate:.0f} req/s over 16 connections; {cores} cores\n")
         print(f"{'target':<18}{'peak r/s':>10}{'cores':>8}{'r/s/core':>9}{'xHAP':>6}"
               f"{'p50 ms':>9}{'p99 ms':>9}{'+p50 ms':>10}{'+p99 ms':>10}")
         hap = peaks["haproxy"].per_core

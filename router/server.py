@@ -3,10 +3,10 @@
 Why not aiohttp's server: measured on the 2-core dev box with the same stub scorer and the same split
 and key check (`python bench/router.py --candidates`), aiohttp's low-level server with a ClientSession
 proxied 6,800 requests/s per core where this protocol plus `router.upstream` did 18,000 (uvloop for
-both); the difference is per-request objects, streams and tasks in both of aiohttp's halves. The router's job is to move bytes between two
-sockets with a few dict lookups in between, so the transport callbacks hand bodies straight from one
-socket to the other (with pause/resume for backpressure) and no request body or answer is ever held
-whole in memory.
+both); the difference is per-request objects, streams and tasks in both of aiohttp's halves. The
+router's job is to move bytes between two sockets with a few dict lookups in between, so the
+transport callbacks hand bodies straight from one socket to the other (with pause/resume for
+backpressure) and no request body or answer is ever held whole in memory.
 """
 
 from __future__ import annotations
