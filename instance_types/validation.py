@@ -174,7 +174,8 @@ def _resources(resources: Any) -> list[Problem]:
     requests, limits = values.get("requests", {}), values.get("limits", {})
     written = {part: resources.get(part) for part in RESOURCES_FIELDS}
     for key in requests.keys() & limits.keys():
-        if requests[key] > limits[key]:
+        # An extended resource in requests is refused on its own (extended-in-limits-only).
+        if is_native_resource(key) and requests[key] > limits[key]:
             problems.append(
                 Problem(
                     "request-within-limit",
