@@ -10,15 +10,12 @@ Deployments -> ReplicaSets -> Pods, and any number of extra kube-schedulers.
 
 from __future__ import annotations
 
-import copy
-import datetime as dt
 import json
 import ssl
 import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,8 +23,10 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from .egress import ConnectProxy, egress_selector_config
+from .nodes import node_manifest, node_resources, ready_status, status_patch, taints_patch
 from .pki import CertificateAuthority, KeyPair, write_service_account_keys
 from .process import ManagedProcess, ProcessDied, free_port, wait_for
+from .schedulers import Scheduler, scheduler_config, scheduler_rbac
 from .tools import build
 
 T = TypeVar("T")
@@ -93,23 +92,6 @@ def _https_ok(url: str, ca_file: Path, creds: KeyPair | None = None) -> bool:
 def _http_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=5) as resp:
         return json.load(resp)
-
-
-@dataclass
-class Scheduler:
-    """A running kube-scheduler started by :meth:`ControlPlane.start_scheduler`."""
-
-    name: str
-    process: ManagedProcess
-    config_file: Path
-    kubeconfig: Path
-    port: int
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def tail(self, lines: int = 30) -> str:
-        return self.process.tail(lines)
 
 
 class ControlPlane:
@@ -379,57 +361,10 @@ class ControlPlane:
         exactly ``taints``, the way the controller would leave them.
         """
         core = k8s.CoreV1Api(self.api())
-        node_labels = {
-            "kubernetes.io/hostname": name,
-            "kubernetes.io/os": "linux",
-            "kubernetes.io/arch": "amd64",
-            **(labels or {}),
-        }
-        core.create_node(
-            {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": node_labels}}
-        )
-        resources = {"cpu": cpu, "memory": memory, "pods": pods, "ephemeral-storage": "100Gi"}
-        if gpus:
-            resources[gpu_resource] = str(gpus)
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        status = {
-            "capacity": resources,
-            "allocatable": resources,
-            "conditions": [
-                {
-                    "type": kind,
-                    "status": value,
-                    "reason": reason,
-                    "message": "fake node: status written by the e2e suite",
-                    "lastHeartbeatTime": now,
-                    "lastTransitionTime": now,
-                }
-                for kind, value, reason in (
-                    ("Ready", "True", "KubeletReady"),
-                    ("MemoryPressure", "False", "KubeletHasSufficientMemory"),
-                    ("DiskPressure", "False", "KubeletHasNoDiskPressure"),
-                    ("PIDPressure", "False", "KubeletHasSufficientPID"),
-                )
-            ],
-            "addresses": [{"type": "Hostname", "address": name}],
-            "nodeInfo": {
-                "architecture": "amd64",
-                "operatingSystem": "linux",
-                "kubeletVersion": self.version,
-                "containerRuntimeVersion": "fake://0",
-                "kernelVersion": "",
-                "osImage": "",
-                "bootID": "",
-                "machineID": "",
-                "systemUUID": "",
-            },
-        }
-        # JSON patches, not read-modify-write: controllers annotate new Nodes
-        # concurrently, and a replace would lose the race with a 409.
-        core.patch_node_status(
-            name, [{"op": "add", "path": f"/status/{k}", "value": v} for k, v in status.items()]
-        )
-        core.patch_node(name, [{"op": "add", "path": "/spec/taints", "value": [dict(t) for t in taints]}])
+        core.create_node(node_manifest(name, labels))
+        resources = node_resources(cpu, memory, pods, gpus, gpu_resource)
+        core.patch_node_status(name, status_patch(ready_status(name, resources, self.version)))
+        core.patch_node(name, taints_patch(taints))
         return self.api().sanitize_for_serialization(core.read_node(name))
 
     # -- services ---------------------------------------------------------------
@@ -501,14 +436,8 @@ class ControlPlane:
         kubeconfig = write_kubeconfig(
             self.workdir / f"scheduler-{name}.kubeconfig", self.server, self.ca_file, user, creds
         )
-        cfg = copy.deepcopy(dict(config))
-        cfg.setdefault("apiVersion", "kubescheduler.config.k8s.io/v1")
-        cfg.setdefault("kind", "KubeSchedulerConfiguration")
-        cfg.setdefault("clientConnection", {})["kubeconfig"] = str(kubeconfig)
-        election = cfg.setdefault("leaderElection", {})
-        election.setdefault("leaderElect", True)
-        election.setdefault("resourceNamespace", "kube-system")
-        election.setdefault("resourceName", name)
+        cfg = scheduler_config(config, name, kubeconfig)
+        election = cfg["leaderElection"]
         self._grant_scheduler_rbac(name, user, election["resourceNamespace"], election["resourceName"])
         config_file = self.workdir / f"scheduler-{name}.json"
         config_file.write_text(json.dumps(cfg, indent=2) + "\n")
@@ -556,44 +485,7 @@ class ControlPlane:
         return scheduler
 
     def _grant_scheduler_rbac(self, name: str, user: str, lease_ns: str, lease: str) -> None:
-        subject = [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]
-        items: list[dict[str, Any]] = [
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "ClusterRoleBinding",
-                "metadata": {"name": f"e2e-scheduler-{name}-{role.split(':')[1]}"},
-                "subjects": subject,
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-            }
-            for role in ("system:kube-scheduler", "system:volume-scheduler")
-        ]
-        items += [
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "Role",
-                "metadata": {"name": f"e2e-scheduler-{name}-lease", "namespace": lease_ns},
-                "rules": [
-                    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
-                    {
-                        "apiGroups": ["coordination.k8s.io"],
-                        "resources": ["leases"],
-                        "resourceNames": [lease],
-                        "verbs": ["get", "update"],
-                    },
-                ],
-            },
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "RoleBinding",
-                "metadata": {"name": f"e2e-scheduler-{name}-lease", "namespace": lease_ns},
-                "subjects": subject,
-                "roleRef": {
-                    "apiGroup": "rbac.authorization.k8s.io",
-                    "kind": "Role",
-                    "name": f"e2e-scheduler-{name}-lease",
-                },
-            },
-        ]
+        items = scheduler_rbac(name, user, lease_ns, lease)
         self.kubectl(
             "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
         )
