@@ -1,0 +1,166 @@
+"""The router against a real apiserver: it finds pods and keys by list+watch and routes to them."""
+
+from __future__ import annotations
+
+import base64
+import math
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from kubernetes import client as k8s
+
+from router.testing import free_port, wait_for_port
+
+from .controlplane import ControlPlane
+from .kubelet_standin import KubeletStandin
+
+pytestmark = pytest.mark.e2e
+
+NODE = "router-node"
+
+
+def pod_manifest(name: str, deployment: str, annotations: dict[str, str]) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "labels": {"ml.example/endpoint": "iris", "ml.example/deployment": deployment},
+            "annotations": {"ml.example/endpoint": "iris", **annotations},
+        },
+        "spec": {
+            "nodeName": NODE,
+            "containers": [{"name": "score", "image": "scorer:1", "ports": [{"containerPort": 5001}]}],
+        },
+    }
+
+
+def keys_secret(primary: str, secondary: str) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "iris-keys"},
+        "data": {
+            "primary": base64.b64encode(primary.encode()).decode(),
+            "secondary": base64.b64encode(secondary.encode()).decode(),
+        },
+    }
+
+
+@pytest.fixture
+def router_process(control_plane: ControlPlane, fresh_namespace: str, tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    log = open(tmp_path / "router.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "inferplane.cli",
+            "router",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--kubeconfig",
+            str(control_plane.kubeconfig),
+            "--namespace",
+            fresh_namespace,
+            "--no-autoscale",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port("127.0.0.1", port, timeout=20, proc=proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+        print((tmp_path / "router.log").read_text()[-3000:])
+
+
+def test_router_discovers_pods_and_keys_and_routes(
+    control_plane: ControlPlane, fresh_namespace: str, router_process: str
+) -> None:
+    ns, core = fresh_namespace, k8s.CoreV1Api(control_plane.api())
+    if not any(n.metadata.name == NODE for n in core.list_node().items):
+        control_plane.add_node(NODE)
+    standin = KubeletStandin(core)
+    try:
+        core.create_namespaced_secret(ns, keys_secret("first-key", "second-key"))
+        for name, deployment, annotations in [
+            (
+                "blue-0",
+                "blue",
+                {"ml.example/traffic": "80", "ml.example/max-concurrent-requests-per-pod": "8"},
+            ),
+            (
+                "blue-1",
+                "blue",
+                {"ml.example/traffic": "80", "ml.example/max-concurrent-requests-per-pod": "8"},
+            ),
+            (
+                "green-0",
+                "green",
+                {"ml.example/traffic": "20", "ml.example/max-concurrent-requests-per-pod": "8"},
+            ),
+        ]:
+            core.create_namespaced_pod(ns, pod_manifest(name, deployment, annotations))
+            standin.run(ns, name)
+        url = f"{router_process}/api/v1/endpoint/iris/score"
+        control_plane.wait_for(
+            lambda: requests.get(f"{router_process}/readyz", timeout=2).ok, 20, "router ready"
+        )
+        auth = {"Authorization": "Bearer first-key"}
+
+        def routed() -> bool:
+            answer = requests.post(url, data=b"{}", headers=auth, timeout=5)
+            return answer.ok
+
+        control_plane.wait_for(routed, 20, "first routed request")
+
+        n = 400
+        with requests.Session() as session:
+            names = Counter(
+                session.post(url, data=b"{}", headers=auth, timeout=5).json()["name"] for _ in range(n)
+            )
+        green = names["green-0"]
+        spread = 5 * math.sqrt(n * 0.2 * 0.8)
+        assert abs(green - n * 0.2) <= spread, names
+        assert names["blue-0"] and names["blue-1"], names  # both blue pods share blue's 80 %
+
+        # A readiness failure takes a pod out of rotation.
+        standin.set_ready(ns, "blue-1", False)
+        before = standin.pods[(ns, "blue-1")].stub.stats()["requests"]
+
+        def drained() -> bool:
+            seen = {requests.post(url, data=b"{}", headers=auth, timeout=5).json()["name"] for _ in range(30)}
+            return "blue-1" not in seen
+
+        control_plane.wait_for(drained, 20, "blue-1 out of rotation")
+        settled = standin.pods[(ns, "blue-1")].stub.stats()["requests"]
+        for _ in range(50):
+            requests.post(url, data=b"{}", headers=auth, timeout=5)
+        assert standin.pods[(ns, "blue-1")].stub.stats()["requests"] == settled >= before
+
+        # Key rotation through the Secret: the new secondary works without a restart.
+        core.replace_namespaced_secret("iris-keys", ns, keys_secret("first-key", "third-key"))
+        control_plane.wait_for(
+            lambda: (
+                requests.post(url, data=b"{}", headers={"Authorization": "Bearer third-key"}, timeout=5).ok
+            ),
+            20,
+            "rotated key accepted",
+        )
+        refused = requests.post(url, data=b"{}", headers={"Authorization": "Bearer second-key"}, timeout=5)
+        assert refused.status_code == 401
+        metrics = requests.get(f"{router_process}/metrics", timeout=5).text
+        assert 'inferplane_router_pods{deployment="blue",endpoint="iris"' in metrics
+    finally:
+        standin.close()
