@@ -242,9 +242,7 @@ class Catalog:
                 try:
                     entry.registration()
                 except InvalidRegistration as exc:
-                    found.append(
-                        CatalogProblem(entry.origin, f"ConfigMap {namespace}/{entry.name}", str(exc))
-                    )
+                    found.append(CatalogProblem(entry.origin, str(exc)))
         return found
 
     # ---- files -----------------------------------------------------------------------------------

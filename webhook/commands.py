@@ -188,7 +188,8 @@ def run_lint(args: argparse.Namespace) -> int:
             return obj
         checked_count += 1
         for finding in checked.findings:
-            (errors if finding.severity == "error" else warnings).append(f"{name}: {finding.line()}")
+            is_error = finding.severity == "error" or finding.strict
+            (errors if is_error else warnings).append(f"{name}: {finding.line()}")
         return obj
 
     _each_object(documents, visit)

@@ -20,14 +20,13 @@ from jsonpointer import escape
 Op = dict[str, Any]
 
 
-def _same(old: Any, new: Any) -> bool:
-    # `True == 1` in Python, but not in JSON: a bool turned into a number is a change.
-    return type(old) is type(new) and old == new
-
-
 def diff(old: Any, new: Any, path: str = "") -> list[Op]:
-    """Operations turning `old` into `new`; [] when they are equal."""
-    if _same(old, new):
+    """Operations turning `old` into `new`; [] when they are equal.
+
+    Every node is visited once, comparing leaves by type too: Python's `==` calls `True == 1`
+    and `1 == 1.0` equal, JSON does not.
+    """
+    if old is new:
         return []
     if isinstance(old, dict) and isinstance(new, dict):
         ops: list[Op] = [{"op": "remove", "path": f"{path}/{escape(key)}"} for key in old if key not in new]
@@ -44,6 +43,8 @@ def diff(old: Any, new: Any, path: str = "") -> list[Op]:
             ops.extend(diff(before, after, f"{path}/{index}"))
         ops.extend({"op": "add", "path": f"{path}/-", "value": value} for value in new[len(old) :])
         return ops
+    if type(old) is type(new) and old == new:
+        return []
     # A scalar changed, a type changed, or (never from our steps) a list shrank: replace it whole.
     return [{"op": "replace", "path": path, "value": new}]
 

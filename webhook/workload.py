@@ -39,6 +39,8 @@ class Finding:
     field: str  # relative to the object: "spec.template.metadata.annotations[ml.example/model]"
     message: str
     reference: bool = False  # an unknown model or instance type, an invalid registration
+    # A warning for the webhook (it cannot be sure), an error for `inferplane lint` (it exists to be).
+    strict: bool = False
 
     def line(self) -> str:
         return f"{self.field}: {self.message}" if self.field else self.message
@@ -85,6 +87,7 @@ def _misplaced(obj: Mapping[str, Any], template: Mapping[str, Any]) -> list[Find
             f"metadata.annotations[{key}]",
             f"{key} is on the {obj['kind']}, not on its pod template; "
             f"move it to {where}.metadata.annotations",
+            strict=True,
         )
         for key in own
         if key in keys.USER_ANNOTATIONS and key not in in_template
