@@ -272,4 +272,16 @@ async def start_discovery(router: Any, options: Any) -> Callable[[], None]:
 
     discovery = Discovery(client, router.apply, synced, options.namespace)
     discovery.start()
-    return discovery.stop
+    if not options.autoscale:
+        return discovery.stop
+    from router.leader import Autoscaler
+
+    autoscaler = Autoscaler(router, client, options.lease_namespace, options.identity)
+    task = asyncio.get_running_loop().create_task(autoscaler.run())
+
+    def stop() -> None:
+        task.cancel()
+        autoscaler.stop()
+        discovery.stop()
+
+    return stop

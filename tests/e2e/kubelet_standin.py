@@ -51,13 +51,18 @@ def _scoring_port(pod: k8s.V1Pod) -> int:
 
 
 class KubeletStandin:
-    def __init__(self, core: k8s.CoreV1Api) -> None:
+    def __init__(self, core: k8s.CoreV1Api, node: str | None = None) -> None:
         self.core = core
+        self.node = node  # where unbound pods are bound first (there is no scheduler in the harness)
         self.pods: dict[tuple[str, str], RunningPod] = {}
 
     def run(self, namespace: str, name: str, behaviour: dict[str, Any] | None = None) -> RunningPod:
         """Start the pod's scoring server and report the pod Running and Ready."""
         pod = self.core.read_namespaced_pod(name, namespace)
+        if not pod.spec.node_name and self.node:
+            binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+                       "target": {"apiVersion": "v1", "kind": "Node", "name": self.node}}
+            self.core.create_namespaced_binding(namespace, binding, _preload_content=False)
         ip, port = next(_ADDRESSES), _scoring_port(pod)
         stub = start_stub(ip, name, port=port, **(behaviour or {}))
         running = RunningPod(namespace, name, ip, port, stub)

@@ -1,0 +1,240 @@
+"""Autoscaling across router replicas: each publishes its load in its own Lease, one leader scales.
+
+Why Leases and not scraping each other's /metrics: the replicas already need the apiserver; a Lease
+per replica needs no pod-to-pod discovery, port or network policy, a dead replica's numbers age out
+by `renewTime` on their own, and the leader reads all of them from one watch (the shared reflector)
+instead of N HTTP calls a second. The cost is at most one small write per replica per second, and
+only when its numbers changed (a heartbeat every few seconds otherwise).
+
+Every second the leader sums busy pods (capped at the pods there are) and queued requests per
+autoscaled Deployment over the fresh Leases, runs `autoscale.step`, and patches the Deployment's
+scale subresource when the count should change. Leadership is the usual Lease protocol (holder,
+renewTime, leaseDurationSeconds, optimistic concurrency through resourceVersion).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from router.autoscale import Load, ScaleState, step
+from router.settings import PREFIX
+
+log = logging.getLogger("inferplane.router")
+
+LOAD_LABEL = PREFIX + "router-load"
+LOAD_ANNOTATION = PREFIX + "router-load"
+LEADER_LEASE = "inferplane-router-autoscaler"
+LEASE_SECONDS = 15
+FRESH_SECONDS = 10.0
+HEARTBEAT_SECONDS = 4.0
+
+
+@dataclass(frozen=True)
+class PeerLoad:
+    identity: str
+    renewed: dt.datetime
+    loads: dict[str, tuple[int, int, int]]  # "ns/name" -> (busy pods, queued, pods)
+
+
+def parse_load_lease(lease: dict[str, Any]) -> PeerLoad | None:
+    meta, spec = lease.get("metadata") or {}, lease.get("spec") or {}
+    try:
+        renewed = dt.datetime.fromisoformat(str(spec["renewTime"]).replace("Z", "+00:00"))
+        raw = orjson.loads((meta.get("annotations") or {}).get(LOAD_ANNOTATION, "{}"))
+        loads = {str(k): (int(v[0]), int(v[1]), int(v[2])) for k, v in raw.items()}
+    except (KeyError, ValueError, TypeError, IndexError, orjson.JSONDecodeError):
+        return None
+    return PeerLoad(str(spec.get("holderIdentity", meta.get("name", ""))), renewed, loads)
+
+
+def total_load(peers: list[PeerLoad], key: str, now: dt.datetime) -> Load:
+    """Sum over fresh replicas; busy is capped at the pod count (two routers may share a busy pod)."""
+    busy = queued = pods = 0
+    for peer in peers:
+        if (now - peer.renewed).total_seconds() > FRESH_SECONDS or key not in peer.loads:
+            continue
+        b, q, p = peer.loads[key]
+        busy, queued, pods = busy + b, queued + q, max(pods, p)
+    return Load(min(busy, pods) if pods else busy, queued)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _stamp(when: dt.datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Autoscaler:
+    """Runs in every replica: publish our load; when leading, scale."""
+
+    def __init__(self, router: Any, kube_client: Any, namespace: str, identity: str) -> None:
+        from kubernetes import client as k8s
+
+        self.router = router
+        self.namespace = namespace
+        self.identity = identity
+        api = k8s.ApiClient(kube_client.configuration)
+        self.leases = k8s.CoordinationV1Api(api)
+        self.apps = k8s.AppsV1Api(api)
+        self.api = api
+        self.peers: dict[str, PeerLoad] = {}
+        self.leading = False
+        self._states: dict[str, ScaleState] = {}
+        self._published: tuple[str, float] = ("", 0.0)
+        self._reflector: Any = None
+        self._kube_client = kube_client
+
+    # -- what this replica sees ------------------------------------------------------------------------
+    def own_loads(self) -> dict[str, tuple[int, int, int]]:
+        loads: dict[str, list[int]] = {}
+        for deployment in self.router.table.deployments():
+            if deployment.settings.autoscale is None:
+                continue
+            pool = self.router.pools.get(deployment.key)
+            if pool is None:
+                continue
+            key = f"{deployment.namespace}/{deployment.name}"
+            b, q, p = loads.get(key, [0, 0, 0])
+            loads[key] = [b + pool.busy_pods, q + pool.queued, max(p, pool.pods)]
+        return {k: (v[0], v[1], v[2]) for k, v in loads.items()}
+
+    # -- the loop ----------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        from inferplane.reflector import Reflector
+
+        loop = asyncio.get_running_loop()
+
+        def replace(items: list[dict[str, Any]]) -> None:
+            loop.call_soon_threadsafe(self._replace_peers, items)
+
+        def event(kind: str, obj: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(self._peer_event, kind, obj)
+
+        self._reflector = Reflector(
+            self._kube_client, f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases",
+            label_selector=LOAD_LABEL, on_replace=replace, on_event=event,
+        )
+        self._reflector.start()
+        tick = 0
+        while True:
+            started = loop.time()
+            try:
+                await asyncio.to_thread(self._publish)
+                if tick % 2 == 0:
+                    self.leading = await asyncio.to_thread(self._hold_leadership)
+                if self.leading:
+                    await self._scale()
+            except Exception as exc:  # the apiserver away for a moment must not stop the router
+                log.warning("autoscaler tick failed", extra={"error": str(exc)})
+            tick += 1
+            await asyncio.sleep(max(0.0, 1.0 - (loop.time() - started)))
+
+    def stop(self) -> None:
+        if self._reflector is not None:
+            self._reflector.stop(timeout=1.0)
+
+    def _replace_peers(self, items: list[dict[str, Any]]) -> None:
+        self.peers = {p.identity: p for p in map(parse_load_lease, items) if p is not None}
+
+    def _peer_event(self, kind: str, obj: dict[str, Any]) -> None:
+        peer = parse_load_lease(obj)
+        if peer is None:
+            return
+        if kind == "DELETED":
+            self.peers.pop(peer.identity, None)
+        else:
+            self.peers[peer.identity] = peer
+
+    # -- apiserver calls (worker thread) -----------------------------------------------------------------
+    def _publish(self) -> None:
+        from kubernetes.client.rest import ApiException
+
+        payload = orjson.dumps(self.own_loads(), option=orjson.OPT_SORT_KEYS).decode()
+        now = _now()
+        if payload == self._published[0] and now.timestamp() - self._published[1] < HEARTBEAT_SECONDS:
+            return
+        name = f"inferplane-router-load-{self.identity}"[:253]
+        body = {
+            "metadata": {"name": name, "labels": {LOAD_LABEL: "true"},
+                         "annotations": {LOAD_ANNOTATION: payload}},
+            "spec": {"holderIdentity": self.identity, "renewTime": _stamp(now),
+                     "leaseDurationSeconds": int(FRESH_SECONDS)},
+        }
+        try:
+            self.leases.patch_namespaced_lease(name, self.namespace, body)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            self.leases.create_namespaced_lease(self.namespace, body)
+        self._published = (payload, now.timestamp())
+
+    def _hold_leadership(self) -> bool:
+        from kubernetes.client.rest import ApiException
+
+        now = _now()
+        spec = {"holderIdentity": self.identity, "leaseDurationSeconds": LEASE_SECONDS,
+                "renewTime": _stamp(now), "acquireTime": _stamp(now)}
+        try:
+            lease = self.leases.read_namespaced_lease(LEADER_LEASE, self.namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            try:
+                self.leases.create_namespaced_lease(self.namespace, {"metadata": {"name": LEADER_LEASE},
+                                                                     "spec": spec})
+                return True
+            except ApiException as conflict:
+                if conflict.status == 409:
+                    return False
+                raise
+        holder = lease.spec.holder_identity
+        renewed = lease.spec.renew_time
+        duration = lease.spec.lease_duration_seconds or LEASE_SECONDS
+        expired = renewed is None or (now - renewed).total_seconds() > duration
+        if holder != self.identity and not expired:
+            return False
+        if holder == self.identity and lease.spec.acquire_time is not None:
+            spec["acquireTime"] = _stamp(lease.spec.acquire_time)
+        body = {"metadata": {"name": LEADER_LEASE, "resourceVersion": lease.metadata.resource_version},
+                "spec": spec}
+        try:
+            self.leases.replace_namespaced_lease(LEADER_LEASE, self.namespace, body)
+        except ApiException as exc:
+            if exc.status == 409:
+                return False  # another replica renewed or took it first
+            raise
+        if holder != self.identity:
+            log.info("router autoscaler leadership acquired", extra={"identity": self.identity})
+        return True
+
+    async def _scale(self) -> None:
+        now = _now()
+        peers = [p for i, p in self.peers.items() if i != self.identity]
+        peers.append(PeerLoad(self.identity, now, self.own_loads()))
+        seen: set[str] = set()
+        for deployment in self.router.table.deployments():
+            policy = deployment.settings.autoscale
+            key = f"{deployment.namespace}/{deployment.name}"
+            if policy is None or key in seen:
+                continue
+            seen.add(key)
+            load = total_load(peers, key, now)
+            scale = await asyncio.to_thread(self.apps.read_namespaced_deployment_scale,
+                                            deployment.name, deployment.namespace)
+            replicas = int(scale.spec.replicas or 0)
+            state, wanted = step(self._states.get(key, ScaleState()), now.timestamp(), load, replicas, policy)
+            self._states[key] = state
+            if wanted is not None and wanted != replicas:
+                await asyncio.to_thread(self.apps.patch_namespaced_deployment_scale, deployment.name,
+                                        deployment.namespace, {"spec": {"replicas": wanted}})
+                log.info("scaled", extra={"deployment": key, "from": replicas, "to": wanted,
+                                          "busy_pods": load.busy_pods, "queued": load.queued})
+            self.router.desired[key] = wanted if wanted is not None else replicas
