@@ -164,3 +164,65 @@ def test_router_discovers_pods_and_keys_and_routes(
         assert 'inferplane_router_pods{deployment="blue",endpoint="iris"' in metrics
     finally:
         standin.close()
+
+
+def scaled_deployment(name: str, endpoint: str) -> dict:
+    labels = {"app": name, "ml.example/endpoint": endpoint, "ml.example/deployment": name}
+    annotations = {"ml.example/endpoint": endpoint, "ml.example/auth": "none",
+                   "ml.example/autoscale-min-replicas": "1", "ml.example/autoscale-max-replicas": "3",
+                   "ml.example/autoscale-target-utilization": "50", "ml.example/max-queue-wait-ms": "8000",
+                   "ml.example/request-timeout-ms": "20000"}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": labels, "annotations": annotations},
+                              "spec": {"containers": [{"name": "score", "image": "scorer:1",
+                                                       "ports": [{"containerPort": 5001}]}]}}},
+    }
+
+
+@pytest.mark.slow
+def test_router_scales_a_busy_deployment_up(
+    control_plane: ControlPlane, fresh_namespace: str, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    ns, core = fresh_namespace, k8s.CoreV1Api(control_plane.api())
+    apps = k8s.AppsV1Api(control_plane.api())
+    if not any(n.metadata.name == NODE for n in core.list_node().items):
+        control_plane.add_node(NODE)
+    standin = KubeletStandin(core, node=NODE)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "inferplane.cli", "router", "--host", "127.0.0.1", "--port", str(port),
+         "--kubeconfig", str(control_plane.kubeconfig), "--namespace", ns, "--lease-namespace", ns,
+         "--identity", "router-a"],
+        stdout=open(tmp_path / "router.log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+    )
+    try:
+        apps.create_namespaced_deployment(ns, scaled_deployment("scaler", "auto"))
+        first = control_plane.wait_for(lambda: core.list_namespaced_pod(ns).items, 30, "first pod")[0]
+        standin.run(ns, first.metadata.name, behaviour={"delay_ms": 3000})
+        url = f"http://127.0.0.1:{port}/api/v1/endpoint/auto/score"
+        wait_for_port("127.0.0.1", port, timeout=20, proc=proc)
+        control_plane.wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).ok, 20,
+                               "router ready")
+        control_plane.wait_for(
+            lambda: requests.post(url, data=b"{}", headers={"x-stub-delay-ms": "0"}, timeout=5).ok, 20,
+            "first routed request")
+        # One pod, one request at a time, 3 s each: four callers mean 1 busy + 3 queued, 4 / 0.5 → 8 → max 3.
+        with ThreadPoolExecutor(4) as pool:
+            calls = [pool.submit(requests.post, url, data=b"{}", timeout=30) for _ in range(4)]
+            control_plane.wait_for(
+                lambda: apps.read_namespaced_deployment_scale("scaler", ns).spec.replicas == 3, 20,
+                "scale to 3")
+            for call in calls:
+                call.result()
+        leases = k8s.CoordinationV1Api(control_plane.api()).list_namespaced_lease(ns).items
+        names = {lease.metadata.name for lease in leases}
+        assert {"inferplane-router-autoscaler", "inferplane-router-load-router-a"} <= names
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        standin.close()
+        print((tmp_path / "router.log").read_text()[-3000:])
