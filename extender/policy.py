@@ -47,7 +47,8 @@ class _Refusals:
         reason = reject.reason
         count = len(into)
         into.update({name: f"{name}: {reason}" for name in names})
-        self.by_rule[rule] = self.by_rule.get(rule, 0) + len(into) - count
+        if len(into) > count:
+            self.by_rule[rule] = self.by_rule.get(rule, 0) + len(into) - count
 
 
 def _first(rules: Sequence[Rule], pod: PodInfo, node: Node, ctx: Context) -> tuple[str, Reject] | None:

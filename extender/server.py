@@ -1,0 +1,198 @@
+"""The HTTP shell around the policy: routes, status codes, metrics and log lines, nothing else.
+
+Failure is closed: until both caches have synced, and on any error of ours, `/filter` answers with
+an `Error` (or HTTP 500), which with `ignorable: false` makes the scheduler keep the pod pending and
+retry it, never place it on a node we did not check. A malformed request is a 400 with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from flask import Flask, Response, request
+
+from extender import wire
+from extender.config import Settings
+from extender.policy import filter_nodes, preempt_nodes, prioritize_nodes
+from extender.state import ClusterState
+from inferplane import logs
+from inferplane.errors import BadRequest
+from inferplane.metrics import Registry
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+    outcome: str  # metrics label: ok | no_fit | not_synced | bad_request | error
+    fields: dict[str, Any]  # for the access log line
+
+
+class ExtenderMetrics:
+    def __init__(self, registry: Registry) -> None:
+        self.requests = registry.counter(
+            "inferplane_extender_requests_total", "Scheduler calls by verb and outcome.", ["verb", "outcome"]
+        )
+        self.latency = registry.histogram(
+            "inferplane_extender_request_duration_seconds",
+            "Time spent answering a scheduler call, in the handler (parse, decide, encode).",
+            ["verb"],
+        )
+        self.refused = registry.counter(
+            "inferplane_extender_nodes_refused_total", "Nodes refused by /filter, by rule.", ["rule"]
+        )
+        self.cache_objects = registry.gauge(
+            "inferplane_extender_cache_objects",
+            "Objects in the extender's cache (nodes, pods counted, distinct node shapes).",
+            ["kind"],
+            mode="livemax",
+        )
+        self.cache_synced = registry.gauge(
+            "inferplane_extender_cache_synced", "1 once nodes and pods are listed.", mode="livemin"
+        )
+        self.sync_age = registry.gauge(
+            "inferplane_extender_cache_last_sync_age_seconds",
+            "Seconds since the last list, event or bookmark of a watched resource.",
+            ["resource"],
+            mode="livemax",
+        )
+
+
+class Extender:
+    """The three verbs as functions of the request body, timed and counted; Flask only routes."""
+
+    def __init__(
+        self,
+        state: ClusterState,
+        settings: Settings,
+        registry: Registry,
+        sync_ages: Callable[[], dict[str, float | None]] = dict,
+    ) -> None:
+        self.state = state
+        self.settings = settings
+        self.registry = registry
+        self.metrics = ExtenderMetrics(registry)
+        self._sync_ages = sync_ages
+
+    def not_synced_message(self) -> str:
+        state = self.state
+        nodes, pods = state.nodes_synced.is_set(), state.pods_synced.is_set()
+        return (
+            f"inferplane extender is still listing the cluster (nodes listed: {nodes}, pods listed: {pods}); "
+            "the pod will be retried"
+        )
+
+    def filter(self, body: bytes) -> Answer:
+        if not self.state.synced:
+            return Answer(200, wire.encode_filter_error(self.not_synced_message()), "not_synced", {})
+        args = wire.decode_args(body, self.state.ignored_resources)
+        pod = args.pod
+        result = filter_nodes(pod, args.names, self.state, self.settings)
+        for rule, count in result.rejections.items():
+            self.metrics.refused.labels(rule).inc(count)
+        fields = {
+            "pod": f"{pod.namespace}/{pod.name}",
+            "candidates": len(args.names),
+            "fit": len(result.passed),
+        }
+        if not result.passed:
+            log.info("no node fits", extra={**fields, "refused_by": result.rejections})
+        return Answer(
+            200, wire.encode_filter(result, args.items), "ok" if result.passed else "no_fit", fields
+        )
+
+    def prioritize(self, body: bytes) -> Answer:
+        if not self.state.synced:
+            return Answer(503, orjson.dumps({"Error": self.not_synced_message()}), "not_synced", {})
+        args = wire.decode_args(body, self.state.ignored_resources)
+        priorities = prioritize_nodes(args.pod, args.names, self.state)
+        fields = {"pod": f"{args.pod.namespace}/{args.pod.name}", "candidates": len(args.names)}
+        return Answer(200, wire.encode_prioritize(priorities), "ok", fields)
+
+    def preempt(self, body: bytes) -> Answer:
+        if not self.state.synced:
+            return Answer(503, orjson.dumps({"Error": self.not_synced_message()}), "not_synced", {})
+        args = wire.decode_preempt(body, self.state.ignored_resources)
+        kept = preempt_nodes(args.pod, args.victims, self.state, self.settings)
+        fields = {
+            "pod": f"{args.pod.namespace}/{args.pod.name}",
+            "candidates": len(args.victims),
+            "kept": len(kept),
+        }
+        return Answer(200, wire.encode_preempt(args, kept), "ok", fields)
+
+    def answer(self, verb: str, handler: Callable[[bytes], Answer], body: bytes) -> Answer:
+        """Run one verb: a BadRequest becomes a 400, any other failure a 500 (failing closed)."""
+        started = time.perf_counter()
+        try:
+            result = handler(body)
+        except BadRequest as exc:
+            result = Answer(400, orjson.dumps({"Error": str(exc)}), "bad_request", {"error": str(exc)})
+        except Exception as exc:
+            log.exception("extender failed", extra={"verb": verb})
+            message = f"inferplane extender failed: {type(exc).__name__}: {exc}"
+            result = Answer(500, orjson.dumps({"Error": message}), "error", {})
+        self.metrics.latency.labels(verb).observe(time.perf_counter() - started)
+        self.metrics.requests.labels(verb, result.outcome).inc()
+        return result
+
+    def update_gauges(self) -> None:
+        for kind, size in self.state.sizes().items():
+            self.metrics.cache_objects.labels(kind).set(size)
+        self.metrics.cache_synced.set(1 if self.state.synced else 0)
+        for resource, age in self._sync_ages().items():
+            if age is not None:
+                self.metrics.sync_age.labels(resource).set(age)
+
+
+VERBS: Sequence[str] = ("filter", "prioritize", "preempt")
+
+
+def create_app(extender: Extender) -> Flask:
+    """Routes on the path alone (the scheduler may add a query string); POST bodies are JSON."""
+    app = Flask("inferplane-extender")
+
+    def route(verb: str) -> Callable[[], Response]:
+        handler = getattr(extender, verb)
+
+        def view() -> Response:
+            result = extender.answer(verb, handler, request.get_data(cache=False))
+            request.environ[logs.ACCESS_FIELDS_KEY] = {
+                "verb": verb,
+                "outcome": result.outcome,
+                **result.fields,
+            }
+            return Response(result.body, status=result.status, content_type=JSON)
+
+        view.__name__ = f"{verb}_view"
+        return view
+
+    for verb in VERBS:
+        app.add_url_rule(f"/{verb}", view_func=route(verb), methods=["POST"])
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return Response("ok\n", content_type="text/plain")
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        if extender.state.synced:
+            return Response("ok\n", content_type="text/plain")
+        return Response(extender.not_synced_message() + "\n", status=503, content_type="text/plain")
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        extender.update_gauges()
+        body, content_type = extender.registry.exposition(request.headers.get("Accept", ""))
+        return Response(body, content_type=content_type)
+
+    return app

@@ -1,0 +1,82 @@
+"""Wires the cache, the watches and the HTTP app into one servable unit."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from extender.config import Settings
+from extender.server import Extender, create_app
+from extender.state import ClusterState
+from inferplane.kube import KubeClient
+from inferplane.metrics import Registry
+from inferplane.reflector import Reflector
+from inferplane.serving import Service
+
+NODES = "/api/v1/nodes"
+PODS = "/api/v1/pods"
+# Only pods that hold resources on a node: bound and not finished. A pod leaving this selection
+# (it finished) arrives as DELETED, which is exactly what the counts need.
+BOUND_PODS = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
+
+
+def _then_freeze(
+    replace: Callable[[Iterable[Mapping[str, Any]]], None],
+) -> Callable[[list[dict[str, Any]]], None]:
+    """After a (re)list, move the cache's objects out of the cyclic GC's reach.
+
+    A full collection walks every tracked object: with 150,000 pods cached it paused requests for
+    ~100-400 ms (measured, bench/extender.py). The cache holds no reference cycles, so freezing
+    loses nothing; refcounting still frees what a later event replaces.
+    """
+
+    def wrapped(items: list[dict[str, Any]]) -> None:
+        replace(items)
+        gc.collect()
+        gc.freeze()
+
+    return wrapped
+
+
+def build(
+    client: KubeClient,
+    settings: Settings,
+    ignored_resources: frozenset[str] = frozenset(),
+    relist_seconds: float | None = None,
+) -> tuple[Service, Extender]:
+    state = ClusterState(ignored_resources)
+    reflectors: list[Reflector] = []
+    extender = Extender(
+        state,
+        settings,
+        Registry(),
+        sync_ages=lambda: {r.path: r.last_sync_age() for r in reflectors},
+    )
+
+    def start() -> None:  # in the worker, after the fork: threads do not survive fork
+        reflectors[:] = [
+            Reflector(
+                client,
+                NODES,
+                on_replace=_then_freeze(state.replace_nodes),
+                on_event=state.node_event,
+                relist_seconds=relist_seconds,
+            ),
+            Reflector(
+                client,
+                PODS,
+                field_selector=BOUND_PODS,
+                on_replace=_then_freeze(state.replace_pods),
+                on_event=state.pod_event,
+                relist_seconds=relist_seconds,
+            ),
+        ]
+        for reflector in reflectors:
+            reflector.start()
+
+    def stop() -> None:
+        for reflector in reflectors:
+            reflector.stop()
+
+    return Service(create_app(extender), start, stop), extender
