@@ -25,6 +25,17 @@ class Case:
     messages: tuple[str, ...] = ()
     pruned_by_apiserver: bool = False
 
+    def cel_sentences(self) -> tuple[str, ...]:
+        """The messages as a CEL rule writes them: a toleration item's rule cannot know its index,
+        so its sentence is the part after `spec.tolerations[i]: ` (the apiserver prints the path
+        itself, in front of `Invalid value: "object": `)."""
+        return tuple(_after_item_path(message) for message in self.messages)
+
+
+def _after_item_path(message: str) -> str:
+    path, sep, sentence = message.partition("]: ")
+    return sentence if sep and path.startswith("spec.tolerations[") else message
+
 
 def _spec(base: dict[str, Any], spec: dict[str, Any], replace: bool) -> dict[str, Any]:
     """The case's spec over the base, replacing whole requests/limits maps so a case can drop a key."""
