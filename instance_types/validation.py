@@ -8,7 +8,7 @@ stopping at the first, so one run of `inferplane lint` lists all there is to fix
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sized
 from fractions import Fraction
 from typing import Any
 
@@ -120,17 +120,17 @@ def _one_of(names: tuple[str, ...]) -> str:
     return ", ".join(names[:-1]) + f" or {names[-1]}"
 
 
-def _too_many(path: str, count: int, limit: int) -> Problem:
-    return Problem("bounds", f"{path} has {count} entries; at most {limit} are allowed")
+def _too_many(path: str, entries: Sized, limit: int) -> list[Problem]:
+    if len(entries) <= limit:
+        return []
+    return [Problem("bounds", f"{path} has {len(entries)} entries; at most {limit} are allowed")]
 
 
 def _node_selector(selector: Any) -> list[Problem]:
     path = "spec.nodeSelector"
     if not isinstance(selector, Mapping):
         return [Problem("shape", f"{path} must be a map of label keys to values, not {_kind(selector)}")]
-    problems = (
-        [_too_many(path, len(selector), MAX_NODE_SELECTOR)] if len(selector) > MAX_NODE_SELECTOR else []
-    )
+    problems = _too_many(path, selector, MAX_NODE_SELECTOR)
     for key, value in selector.items():
         if not isinstance(value, str):
             hint = f'; quote it: "{_written(value)}"' if isinstance(value, int | float) else ""
@@ -192,7 +192,7 @@ def _quantities(entries: Any, path: str) -> tuple[list[Problem], dict[str, Fract
         return [
             Problem("shape", f"{path} must be a map of resource names to quantities, not {_kind(entries)}")
         ], {}
-    problems = [_too_many(path, len(entries), MAX_RESOURCES)] if len(entries) > MAX_RESOURCES else []
+    problems = _too_many(path, entries, MAX_RESOURCES)
     is_limits = path.endswith(".limits")
     for name in REQUIRED_RESOURCES:
         if name not in entries:
@@ -258,9 +258,7 @@ def _tolerations(tolerations: Any) -> list[Problem]:
     path = "spec.tolerations"
     if not isinstance(tolerations, list):
         return [Problem("shape", f"{path} must be a list of tolerations, not {_kind(tolerations)}")]
-    problems = (
-        [_too_many(path, len(tolerations), MAX_TOLERATIONS)] if len(tolerations) > MAX_TOLERATIONS else []
-    )
+    problems = _too_many(path, tolerations, MAX_TOLERATIONS)
     for index, toleration in enumerate(tolerations):
         problems += _toleration(f"{path}[{index}]", toleration)
     return problems

@@ -158,3 +158,19 @@ def test_example_catalog_is_valid() -> None:
     assert by_name["cpu-small"].limits == {"cpu": "1", "memory": "2Gi"}
     assert by_name["gpu-t4"].limits["nvidia.com/gpu"] == "1"
     assert by_name["gpu-a100"].limits["nvidia.com/gpu"] == "2"
+
+
+def test_sizes_are_bounded_like_the_crd() -> None:
+    spec = {
+        "nodeSelector": {f"k{i}": "v" for i in range(33)},
+        "resources": {
+            "requests": {"cpu": "1", "memory": "1Gi"},
+            "limits": {"cpu": "1", "memory": "1Gi", **{f"example.com/device-{i}": 1 for i in range(15)}},
+        },
+        "tolerations": [{"operator": "Exists"}] * 33,
+    }
+    assert validate_spec(spec) == [
+        "spec.nodeSelector has 33 entries; at most 32 are allowed",
+        "spec.resources.limits has 17 entries; at most 16 are allowed",
+        "spec.tolerations has 33 entries; at most 32 are allowed",
+    ]
