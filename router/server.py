@@ -21,7 +21,7 @@ from typing import Protocol, cast
 import httptools
 import orjson
 
-from router.wire import CONTINUE, LAST_CHUNK, Headers, chunk, head, status_line
+from router.wire import CONTINUE, LAST_CHUNK, Headers, head, status_line, write_piece
 
 log = logging.getLogger("inferplane.router")
 
@@ -311,12 +311,8 @@ class ClientConnection(asyncio.Protocol):
                 self.transport.write(head(status_line(status), headers + extra))
 
     def send(self, data: bytes) -> None:
-        if self.transport is None or self.closed or not data:
-            return
-        if self._chunked_out:
-            self.transport.writelines(chunk(data))
-        else:
-            self.transport.write(data)
+        if self.transport is not None and not self.closed and data:
+            write_piece(self.transport, data, self._chunked_out)
 
     def finish(self) -> None:
         if self._chunked_out and self.transport is not None and not self.closed:

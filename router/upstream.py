@@ -17,7 +17,7 @@ from typing import cast
 
 import httptools
 
-from router.wire import LAST_CHUNK, Headers, chunk
+from router.wire import LAST_CHUNK, Headers, chunk, write_piece
 
 # Idle keep-alive connections kept per pod; beyond this a finished connection is closed.
 IDLE_PER_POD = 128
@@ -139,12 +139,8 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.writelines([request_head, body])
 
     def send_body(self, data: bytes) -> None:
-        if self.transport is None or self.lost:
-            return
-        if self._chunked_body:
-            self.transport.writelines(chunk(data))
-        else:
-            self.transport.write(data)
+        if self.transport is not None and not self.lost:
+            write_piece(self.transport, data, self._chunked_body)
 
     def end_body(self) -> None:
         if self._chunked_body and self.transport is not None and not self.lost:

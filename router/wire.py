@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from http import HTTPStatus
 
 # Connection-level headers: they describe one hop, so a proxy never forwards them (RFC 9110 §7.6.1).
@@ -52,3 +53,11 @@ def head(first_line: bytes, headers: Headers) -> bytes:
         parts += (name, b": ", value, CRLF)
     parts.append(CRLF)
     return b"".join(parts)
+
+
+def write_piece(transport: asyncio.Transport, data: bytes, chunked: bool) -> None:
+    """One piece of a body, framed as a chunk when the body is chunked."""
+    if chunked:
+        transport.writelines(chunk(data))
+    else:
+        transport.write(data)
