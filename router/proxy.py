@@ -65,11 +65,13 @@ class Router:
     # -- the table -----------------------------------------------------------------------------------
     def apply(self, table: RouteTable) -> None:
         """Swap in a new table; pools keep their in-flight counts, departed pods finish their work."""
+        known = {(e.name, p) for e in self.table.endpoints.values() for p in e.problems}
         self.table = table
         owner: dict[str, Deployment] = {}
         for endpoint in table.endpoints.values():
             for problem in endpoint.problems:
-                log.warning("endpoint %s: %s", endpoint.name, problem)
+                if (endpoint.name, problem) not in known:  # said once, not on every watch event
+                    log.warning("endpoint problem", extra={"endpoint": endpoint.name, "problem": problem})
             for deployment in endpoint.deployments:
                 owner[deployment.key] = deployment
                 pool = self.pools.get(deployment.key)
