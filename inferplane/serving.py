@@ -179,6 +179,7 @@ class JsonGunicornLogger(glogging.Logger):
             "duration_ms": round(request_time.total_seconds() * 1000, 3),
             "bytes": resp.sent,
             "remote": environ.get("REMOTE_ADDR"),
+            "pid": os.getpid(),  # which worker served it
         }
         fields.update(environ.get(logs.ACCESS_FIELDS_KEY) or {})
         self.access_log.info("request", extra=fields)

@@ -17,6 +17,7 @@ Server output is kept in files: `server.log_lines()` returns its JSON log lines 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import os
@@ -99,7 +100,7 @@ class ThrowawayCA:
         now = dt.datetime.now(dt.UTC)
         cert = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name[:64])]))
             .issuer_name(self.cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
@@ -166,6 +167,9 @@ class ServerProcess:
         self.stdout_path = workdir / "stdout.log"
         self.stderr_path = workdir / "stderr.log"
         self.session = requests.Session()
+        # Ignore REQUESTS_CA_BUNDLE and proxy variables: they would override `verify` and route
+        # loopback traffic elsewhere.
+        self.session.trust_env = False
         self.session.verify = str(ca_file) if ca_file else True
         self._stdout = self.stdout_path.open("wb")
         self._stderr = self.stderr_path.open("wb")
@@ -195,6 +199,8 @@ class ServerProcess:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         """Send `sig` and wait for the exit code (SIGKILL if it takes longer than `timeout`)."""
+        # Our idle keep-alive connections would hold a stopping worker for gunicorn's linger (2 s).
+        self.session.close()
         if self.process.poll() is None:
             self.process.send_signal(sig)
             try:
@@ -239,8 +245,8 @@ class ServerProcess:
 StartServer = Callable[..., ServerProcess]
 
 
-@pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[StartServer]:
+@contextlib.contextmanager
+def _servers(directory: Path) -> Iterator[StartServer]:
     started: list[ServerProcess] = []
 
     def start(
@@ -260,7 +266,7 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
             argv += [port_flag, str(port)]
         if tls is not None:
             argv += ["--tls-cert-file", str(tls.cert_file), "--tls-key-file", str(tls.key_file)]
-        workdir = tmp_path / f"server-{len(started)}"
+        workdir = directory / f"server-{len(started)}"
         workdir.mkdir()
         environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         ca = ca_file or (tls.ca_file if tls else None)
@@ -270,6 +276,22 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
             server.wait_ready(ready_path, expect_status)
         return server
 
-    yield start
-    for server in started:
-        server.stop(signal.SIGTERM, timeout=10)
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop(signal.SIGTERM, timeout=10)
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[StartServer]:
+    """Start servers for one test; each is stopped when the test ends."""
+    with _servers(tmp_path) as start:
+        yield start
+
+
+@pytest.fixture(scope="module")
+def start_module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServer]:
+    """Start servers shared by a module's tests (a server start and stop costs ~3 s)."""
+    with _servers(tmp_path_factory.mktemp("servers")) as start:
+        yield start
