@@ -16,8 +16,10 @@ lint:
 inject:   ## the main job with no cluster: what the webhook makes of the example Deployment
 	$(BIN)/inferplane inject -f examples/deployment.yaml --catalog examples/catalog
 
-bench:
+bench:   ## each server's benchmark, printing its figures beside a same-run baseline
 	$(BIN)/python bench/webhook.py
+	$(BIN)/python bench/extender.py
+	$(BIN)/python bench/router.py
 
 .PHONY: kind-up kind-e2e
 kind-up:  ## needs Docker + kind: build the image, create a kind cluster, install the chart (hack/kind/)

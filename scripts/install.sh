@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(etcd-server)
+# etcd-server: the e2e control plane; wrk + haproxy: bench/router.py's load generator and baseline.
+APT_PACKAGES=(etcd-server wrk haproxy)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
