@@ -39,8 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="NAME",
-        help="an extended resource the webhook adds only to route pods here (managedResources); "
-        "never counted as a device. Repeatable",
+        help="another extended resource that only routes pods here and is no device "
+        "(ml.example/placement always is). Repeatable",
     )
     parser.add_argument(
         "--relist-seconds",
@@ -55,14 +55,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from extender import service
-    from extender.config import Settings
+    from extender.config import MARKER_RESOURCE, Settings
     from inferplane import kube, serving
 
     client = kube.connect(args.kubeconfig, args.context)
     settings = Settings(cpu_pods_on_gpu_nodes=args.cpu_pods_on_gpu_nodes)
 
     def build() -> serving.Service:
-        return service.build(client, settings, frozenset(args.marker_resource), args.relist_seconds)[0]
+        return service.build(
+            client, settings, frozenset([MARKER_RESOURCE, *args.marker_resource]), args.relist_seconds
+        )[0]
 
     serving.serve(
         build,

@@ -7,6 +7,10 @@ from typing import Literal
 
 CpuOnGpu = Literal["allow", "refuse"]
 
+# The extended resource the webhook adds to model pods so a configured default scheduler calls the
+# extender for them only (managedResources). It is no device: never counted as a GPU.
+MARKER_RESOURCE = "ml.example/placement"
+
 
 @dataclass(frozen=True)
 class Settings:
