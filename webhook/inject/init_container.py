@@ -8,6 +8,7 @@ pod's effective request (the larger of init and app containers) stays the instan
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 from typing import Any
 
@@ -43,15 +44,27 @@ LIMITS = {"cpu": Fraction(1), "memory": Fraction(2**30)}
 def _resources(plan: Plan) -> dict[str, dict[str, str]]:
     """Modest defaults, capped by the instance type's own limits where it has them."""
     caps = plan.instance_type.limits
+    spelled = _spelled(caps.get("cpu"), caps.get("memory"))
+    return {kind: dict(values) for kind, values in spelled}
+
+
+@functools.lru_cache(maxsize=256)
+def _spelled(
+    cpu_cap: str | None, memory_cap: str | None
+) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    caps = {"cpu": cpu_cap, "memory": memory_cap}
     limits = {
-        name: min(value, parse_quantity(caps[name])) if name in caps else value
+        name: min(value, parse_quantity(caps[name])) if caps[name] is not None else value
         for name, value in LIMITS.items()
     }
     requests = {name: min(value, limits[name]) for name, value in REQUESTS.items()}
-    return {
-        kind: {name: format_quantity(value, binary=name == "memory") for name, value in values.items()}
+    return tuple(
+        (
+            kind,
+            tuple((name, format_quantity(value, binary=name == "memory")) for name, value in values.items()),
+        )
         for kind, values in (("requests", requests), ("limits", limits))
-    }
+    )
 
 
 def container(plan: Plan) -> dict[str, Any]:

@@ -16,6 +16,7 @@ rewrites quantities canonically, and a later pass must not fight that.
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 from typing import Any
 
@@ -25,6 +26,9 @@ from webhook.inject.done import Done
 from webhook.inject.plan import Plan
 from webhook.inject.podspec import child
 from webhook.inject.problems import FieldDenied, quote
+
+# The same few spellings ("1", "2Gi", "500m") come back on every review; Fractions are immutable.
+_quantity = functools.lru_cache(maxsize=4096)(parse_quantity)
 
 
 def _equal_to_limit(name: str) -> bool:
@@ -40,7 +44,7 @@ class _Reader:
 
     def __call__(self, kind: str, name: str, value: Any) -> Fraction:
         try:
-            return parse_quantity(value)
+            return _quantity(value)
         except Exception as exc:  # QuantityError, or a float from a YAML file
             raise FieldDenied(f"{self.field}.{kind}[{name}]", f"resources.{kind}.{name}: {exc}") from exc
 

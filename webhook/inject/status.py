@@ -10,7 +10,7 @@ thing a pass does with an owned item is set it to the value it would inject anyw
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 VERSION = 1
@@ -29,7 +29,8 @@ class Status:
 
     def to_annotation(self) -> str:
         """Compact JSON with sorted keys: the same pod always gets the same bytes."""
-        body = {_camel(k): list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items() if v}
+        values = ((field.name, getattr(self, field.name)) for field in fields(self))
+        body = {_camel(k): list(v) if isinstance(v, tuple) else v for k, v in values if v}
         return json.dumps({"version": VERSION, **body}, sort_keys=True, separators=(",", ":"))
 
 
