@@ -223,8 +223,14 @@ def test_servers_have_probes_and_a_writable_tmp_on_a_read_only_root() -> None:
         (f"{FULLNAME}-scheduler", "extender"),
     ]:
         c = container(docs, deployment, name)
-        assert c["readinessProbe"]["httpGet"]["path"] == "/readyz", name
-        assert c["livenessProbe"]["httpGet"]["path"] in ("/healthz", "/livez"), name
+        ready, live = c["readinessProbe"], c["livenessProbe"]
+        if name == "extender":
+            # Loopback only: the kubelet cannot reach it, so the probe runs in the container.
+            assert "127.0.0.1:8890/readyz" in ready["exec"]["command"][-1]
+            assert "127.0.0.1:8890/healthz" in live["exec"]["command"][-1]
+        else:
+            assert ready["httpGet"]["path"] == "/readyz", name
+            assert live["httpGet"]["path"] in ("/healthz", "/livez"), name
         assert any(m["mountPath"] == "/tmp" for m in c["volumeMounts"]), name
 
 
@@ -411,31 +417,30 @@ def test_rbac_grants_only_what_each_component_reads_or_changes() -> None:
             for field in ("apiGroups", "resources", "verbs"):
                 assert "*" not in rule[field], f"wildcard in {doc['kind']} {doc['metadata']['name']}"
     read = ("get", "list", "watch")
+    watch = ("list", "watch")
     assert _rules(docs, "ClusterRole", f"{FULLNAME}-webhook") == [
         ("", "configmaps", read),
         ("ml.example", "instancetypes", read),
     ]
     assert _rules(docs, "ClusterRole", f"{FULLNAME}-router") == [
-        ("", "pods", read),
+        ("", "pods", watch),
         ("", "secrets", read),
-        ("apps", "deployments/scale", ("get", "patch", "update")),
+        ("apps", "deployments", ("get",)),
+        ("apps", "deployments/scale", ("get", "patch")),
     ]
-    assert _rules(docs, "ClusterRole", f"{FULLNAME}-scheduler-extender") == [
-        ("", "nodes", read),
-        ("", "pods", read),
-        ("ml.example", "instancetypes", read),
+    extender = _rules(docs, "ClusterRole", f"{FULLNAME}-scheduler-extender")
+    assert extender == [("", "nodes", watch), ("", "pods", watch)]
+    # The scheduler may create leases in its namespace but renew only its own.
+    rules = find(docs, "Role", f"{FULLNAME}-scheduler-lease")["rules"]
+    assert {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]} in rules
+    assert {
+        "apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+        "resourceNames": ["inferplane-scheduler"], "verbs": ["get", "update"],
+    } in rules  # fmt: skip
+    # Router replicas each publish a Lease named after their pod: no resourceNames possible.
+    assert _rules(docs, "Role", f"{FULLNAME}-router-lease") == [
+        ("coordination.k8s.io", "leases", ("create", "get", "list", "patch", "update", "watch"))
     ]
-    # Leases: create anywhere in the namespace, but renew only the component's own lease.
-    for role, lease in [
-        (f"{FULLNAME}-scheduler-lease", "inferplane-scheduler"),
-        (f"{FULLNAME}-router-lease", f"{FULLNAME}-router"),
-    ]:
-        rules = find(docs, "Role", role)["rules"]
-        assert {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]} in rules
-        assert {
-            "apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [lease],
-            "verbs": ["get", "update"],
-        } in rules  # fmt: skip
     bound = {
         d["roleRef"]["name"]
         for d in docs
@@ -444,23 +449,20 @@ def test_rbac_grants_only_what_each_component_reads_or_changes() -> None:
     assert bound == {"system:kube-scheduler", "system:volume-scheduler", f"{FULLNAME}-scheduler-extender"}
 
 
-def test_router_limited_to_listed_namespaces_gets_roles_not_a_cluster_role() -> None:
-    docs = render("--set", "router.watchNamespaces={team-a,team-b}")
+def test_router_limited_to_one_namespace_gets_a_role_there_not_a_cluster_role() -> None:
+    docs = render("--set", "router.watchNamespace=team-a")
     assert not [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("-router")]
-    roles = {
-        d["metadata"]["namespace"]
-        for d in docs
-        if d["kind"] == "Role" and d["metadata"]["name"] == f"{FULLNAME}-router"
-    }
-    bindings = {
-        d["metadata"]["namespace"]
-        for d in docs
-        if d["kind"] == "RoleBinding" and d["metadata"]["name"] == f"{FULLNAME}-router"
-    }
-    assert roles == bindings == {"team-a", "team-b"}
+    role = find(docs, "Role", f"{FULLNAME}-router")
+    binding = find(docs, "RoleBinding", f"{FULLNAME}-router")
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "team-a"
+    assert flag(container(docs, f"{FULLNAME}-router", "router")["args"], "namespace") == "team-a"
 
 
-# ---- scheduler ----------------------------------------------------------------------------------------
+def test_router_without_autoscale_cannot_scale_anything() -> None:
+    docs = render("--set", "router.autoscale=false")
+    assert "--no-autoscale" in container(docs, f"{FULLNAME}-router", "router")["args"]
+    assert not [r for r in _rules(docs, "ClusterRole", f"{FULLNAME}-router") if "scale" in r[1]]
+    assert not [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-router-lease")]
 
 
 def test_scheduler_configuration_agrees_with_the_webhook_and_the_sidecar() -> None:
@@ -486,11 +488,30 @@ def test_scheduler_configuration_agrees_with_the_webhook_and_the_sidecar() -> No
     assert extender["ignorable"] is False
     assert extender["weight"] > 0
     sidecar = container(docs, f"{FULLNAME}-scheduler", "extender")
-    assert sidecar["args"][:2] == ["extender", "--port=9999"]
+    assert sidecar["args"] == ["extender", "--port=9999"]
     assert flag(container(docs, f"{FULLNAME}-webhook", "webhook")["args"], "scheduler-name") == "gpu-sched"
     lease_role = find(docs, "Role", f"{FULLNAME}-scheduler-lease")
     assert lease_role["metadata"]["namespace"] == NAMESPACE
     assert ["gpu-sched"] in [r.get("resourceNames") for r in lease_role["rules"]]
+
+
+def test_marker_resources_are_passed_to_the_extender_and_the_scheduler() -> None:
+    docs = render(
+        "--set", "scheduler.enabled=true",
+        "--set", "scheduler.extender.managedResources[0].name=ml.example/scheduled",
+        "--set", "scheduler.extender.managedResources[0].ignoredByScheduler=true",
+        "--set", "scheduler.extender.managedResources[1].name=nvidia.com/gpu",
+    )  # fmt: skip
+    config = yaml.safe_load(find(docs, "ConfigMap", f"{FULLNAME}-scheduler")["data"]["config.yaml"])
+    assert config["extenders"][0]["managedResources"] == [
+        {"name": "ml.example/scheduled", "ignoredByScheduler": True},
+        {"name": "nvidia.com/gpu"},
+    ]
+    # Only the marker is hidden from the device count; a GPU stays a GPU.
+    args = container(docs, f"{FULLNAME}-scheduler", "extender")["args"]
+    assert [a for a in args if a.startswith("--marker-resource")] == [
+        "--marker-resource=ml.example/scheduled"
+    ]
 
 
 def test_without_the_scheduler_the_webhook_leaves_scheduler_name_alone() -> None:
