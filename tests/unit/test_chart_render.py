@@ -488,11 +488,28 @@ def test_scheduler_configuration_agrees_with_the_webhook_and_the_sidecar() -> No
     assert extender["ignorable"] is False
     assert extender["weight"] > 0
     sidecar = container(docs, f"{FULLNAME}-scheduler", "extender")
-    assert sidecar["args"] == ["extender", "--port=9999"]
+    assert sidecar["args"] == ["extender", "--port=9999", "--cpu-pods-on-gpu-nodes=allow"]
     assert flag(container(docs, f"{FULLNAME}-webhook", "webhook")["args"], "scheduler-name") == "gpu-sched"
     lease_role = find(docs, "Role", f"{FULLNAME}-scheduler-lease")
     assert lease_role["metadata"]["namespace"] == NAMESPACE
     assert ["gpu-sched"] in [r.get("resourceNames") for r in lease_role["rules"]]
+
+
+def test_scheduler_configuration_is_the_shipped_one_with_this_release_names() -> None:
+    shipped = yaml.safe_load((REPO / "examples" / "scheduler" / "inferplane-scheduler.yaml").read_text())
+    docs = render("--set", "scheduler.enabled=true")
+    config = yaml.safe_load(find(docs, "ConfigMap", f"{FULLNAME}-scheduler")["data"]["config.yaml"])
+    assert config["leaderElection"]["resourceNamespace"] == NAMESPACE
+    del config["leaderElection"], shipped["leaderElection"]
+    assert config == shipped  # defaults change nothing else (same port, profile name, verbs, tuning)
+    chosen = render(
+        "--set", "scheduler.enabled=true", "--set", "scheduler.extender.weight=3",
+        "--set", "scheduler.extender.httpTimeout=4s", "--set", "scheduler.extender.ignorable=true",
+    )  # fmt: skip
+    config = yaml.safe_load(find(chosen, "ConfigMap", f"{FULLNAME}-scheduler")["data"]["config.yaml"])
+    (extender,) = config["extenders"]
+    assert (extender["weight"], extender["httpTimeout"], extender["ignorable"]) == (3, "4s", True)
+    assert extender["preemptVerb"] == shipped["extenders"][0]["preemptVerb"]
 
 
 def test_marker_resources_are_passed_to_the_extender_and_the_scheduler() -> None:
