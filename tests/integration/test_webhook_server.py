@@ -153,7 +153,7 @@ def test_bad_requests_get_a_clear_4xx_and_the_server_keeps_serving(webhook, tls)
     with tls_connection(webhook, ca_file) as conn:
         conn.sendall(request_head(8 * 1024 * 1024) + b"[0,0,0,")
         status, body = read_response(conn)
-    assert status == b"HTTP/1.1 413 REQUEST ENTITY TOO LARGE"
+    assert status.split()[1] == b"413"
     assert "7340032 bytes" in orjson.loads(body)["message"]
 
     wrong_method = webhook.session.get(webhook.url("/mutate-pod"), timeout=5)
