@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import compress
 
@@ -40,6 +41,15 @@ class Batch:
 
     def capacity(self, resource: str) -> np.ndarray:
         return self.table.capacity_of(resource, self.rows)
+
+    def per_node(self, values: Mapping[str, int]) -> np.ndarray:
+        """`values` (a few nodes: where a workload's replicas are) as a column, 0 elsewhere."""
+        by_row = np.zeros(len(self.table.nodes), dtype=np.int64)
+        for name, value in values.items():
+            row = self.table.row_of.get(name)
+            if row is not None:
+                by_row[row] = value
+        return by_row[self.rows]
 
     def subset(self, keep: np.ndarray) -> Batch:
         """The nodes where boolean array `keep` is true, in order."""

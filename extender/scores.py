@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -59,8 +58,7 @@ def zone_spread(pod: PodInfo, node: Node, ctx: ScoreContext) -> int:
 
 def node_spread(pod: PodInfo, batch: Batch, ctx: ScoreContext) -> np.ndarray:
     """Fewest replicas of the pod's workload on the node itself."""
-    counts = map(ctx.replicas.get, batch.names, repeat(0))
-    return -np.fromiter(counts, dtype=np.int64, count=len(batch))
+    return -batch.per_node(ctx.replicas)
 
 
 def _has_replicas(pod: PodInfo, ctx: ScoreContext) -> bool:

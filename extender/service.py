@@ -21,7 +21,7 @@ PODS = "/api/v1/pods"
 BOUND_PODS = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
 
 
-def _then_freeze(
+def freeze_after(
     replace: Callable[[Iterable[Mapping[str, Any]]], None],
 ) -> Callable[[list[dict[str, Any]]], None]:
     """After a (re)list, move the cache's objects out of the cyclic GC's reach.
@@ -59,7 +59,7 @@ def build(
             Reflector(
                 client,
                 NODES,
-                on_replace=_then_freeze(state.replace_nodes),
+                on_replace=freeze_after(state.replace_nodes),
                 on_event=state.node_event,
                 relist_seconds=relist_seconds,
             ),
@@ -67,7 +67,7 @@ def build(
                 client,
                 PODS,
                 field_selector=BOUND_PODS,
-                on_replace=_then_freeze(state.replace_pods),
+                on_replace=freeze_after(state.replace_pods),
                 on_event=state.pod_event,
                 relist_seconds=relist_seconds,
             ),

