@@ -5,8 +5,8 @@ no preload, so whatever init() starts, threads or GPU contexts, lives in the pro
 When import or init() fails, the worker prints the traceback and exits with gunicorn's "worker failed
 to boot" code (3); gunicorn then stops the whole server with that code instead of starting
 replacement workers, so the container exits non-zero and Kubernetes shows CrashLoopBackOff with the
-traceback in `kubectl logs --previous`. init() is given gunicorn's worker timeout (`--init-timeout`,
-Azure's WORKER_TIMEOUT): past it gunicorn aborts the worker, which we turn into the same exit.
+traceback in `kubectl logs --previous`. Import and init() together get `--init-timeout` (Azure's
+WORKER_TIMEOUT, also gunicorn's heartbeat timeout once serving); past it the worker exits the same way.
 """
 
 from __future__ import annotations
@@ -120,22 +120,36 @@ def _fail_boot(exc: ScriptError, script: Path) -> None:
     sys.exit(WORKER_BOOT_ERROR)
 
 
-def _abort_during_init(timeout_s: int) -> None:
-    """gunicorn SIGABRTs a worker that has not reported in within its timeout; during init() that
-    means init() is too slow. Exit with the boot-error code so the master stops (no restart loop)."""
+def _limit_init(timeout_s: int, script: Path) -> None:
+    """End the worker with the boot-error code when import + init() outlast `timeout_s`.
+
+    gunicorn's own worker timeout does not cover this: it only counts from a worker's first
+    heartbeat, which comes after boot, so a hung init() would otherwise hang start-up forever.
+    """
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        stack = "".join(traceback.format_stack(frame)) if frame is not None else ""
-        os.write(2, f"init() still running after {timeout_s}s (--init-timeout / WORKER_TIMEOUT); it was at:\n"
-                    f"{stack}".encode())  # fmt: skip
+        frames = traceback.extract_stack(frame) if frame is not None else traceback.StackSummary()
+        first = next((i for i, f in enumerate(frames) if f.filename == str(script)), 0)
+        stack = "".join(traceback.format_list(frames[first:]))
+        message = (
+            f"init() still running after {timeout_s}s (--init-timeout / WORKER_TIMEOUT); it was at:\n{stack}"
+        )
+        os.write(2, message.encode())
         os._exit(WORKER_BOOT_ERROR)
 
-    signal.signal(signal.SIGABRT, handler)
+    signal.signal(signal.SIGALRM, handler)
+    signal.alarm(timeout_s)
 
 
 def start_worker(settings: ScoreSettings, scorer: Scorer) -> None:
     """In each worker after the fork: import the script, call init(), attach it to the scorer."""
-    _abort_during_init(settings.init_timeout_s)
+    # The worker still has the master's signal handlers (they only queue the signal for the master
+    # loop, which a worker does not run) until gunicorn installs its own after this returns: a
+    # SIGTERM during a long init() would be lost and the master would wait out its graceful timeout.
+    # Until then a stop request simply ends the booting worker.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(stop_signal, signal.SIG_DFL)
+    _limit_init(settings.init_timeout_s, settings.entry_script)
     try:
         script = load(settings.entry_script)
         log.info("calling init()", extra={"entry_script": str(script.path), "pid": os.getpid()})
@@ -144,7 +158,8 @@ def start_worker(settings: ScoreSettings, scorer: Scorer) -> None:
         _fail_boot(exc, settings.entry_script)
         raise  # not reached: _fail_boot exits
     finally:
-        signal.signal(signal.SIGABRT, signal.SIG_DFL)  # gunicorn installs its own handler next
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
     scorer.attach(script)
     log.info("init() done; serving", extra={"entry_script": str(script.path), "pid": os.getpid()})
 
