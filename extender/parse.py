@@ -78,7 +78,9 @@ def pod_from(obj: Any, ignored: frozenset[str] = frozenset()) -> PodInfo:
         raise BadRequest("Pod needs the objects metadata and spec")
     namespace, name = str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
     for key in ("containers", "initContainers"):
-        containers = spec.get(key) or []
+        containers = spec.get(key)
+        if containers is None:
+            continue
         if not isinstance(containers, list) or not all(isinstance(c, Mapping) for c in containers):
             raise BadRequest(f"Pod {namespace}/{name}: spec.{key} must be a list of objects")
     try:
