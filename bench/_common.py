@@ -5,7 +5,8 @@ The load generator is `wrk` (Debian `wrk`): C, epoll, one thread keeps thousands
 second on loopback while using a fraction of one core, so on this 2-core box the server under test
 keeps the other. A Python client would need about as much CPU per request as the server it measures.
 wrk is closed-loop; a fixed offered rate is approximated with its Lua `delay()` hook (each connection
-waits between requests) and the rate actually achieved is always reported beside the target.
+waits between requests, calibrated against the achieved rate) and the rate achieved is always
+reported beside the target.
 """
 
 from __future__ import annotations
@@ -119,15 +120,13 @@ def wrk(
     connections: int,
     workdir: Path,
     headers: Mapping[str, str] | None = None,
-    rate: float | None = None,
+    delay_ms: float | None = None,
 ) -> Load:
     """POST `body_file` to `url` for `seconds` over `connections` keep-alive connections, as fast as
-    they go, or paced so the connections together offer about `rate` requests/s."""
+    they go, or with each connection waiting `delay_ms` between its requests (see `paced`)."""
     scheme_host, _, path = url.partition("://")[2].partition("/")
     all_headers = {"Content-Type": "application/json", **(headers or {})}
-    # Each connection waits `delay` ms between its requests; the server's own latency adds to that,
-    # so the achieved rate is a little under `rate` (it is measured and printed).
-    pacing = f"function delay() return {connections * 1000.0 / rate:.3f} end" if rate else ""
+    pacing = f"function delay() return {delay_ms:.3f} end" if delay_ms is not None else ""
     script = workdir / f"wrk-{time.monotonic_ns()}.lua"
     script.write_text(
         WRK_SCRIPT
@@ -152,6 +151,20 @@ def wrk(
         errors=raw["errors"],
         non2xx=raw["non2xx"],
     )
+
+
+def paced(url: str, body_file: Path, *, rate: float, seconds: float, connections: int, workdir: Path) -> Load:
+    """A run offering about `rate` requests/s: wrk has no rate option, so the per-connection delay
+    is calibrated on two short runs (each cycle is the delay plus the response time), then used."""
+    delay = connections * 1000.0 / rate
+    for _ in range(2):
+        trial = wrk(url, body_file, seconds=2, connections=connections, workdir=workdir, delay_ms=delay)
+        if trial.rate <= 0:
+            break
+        # Cycle time now: connections*1000/trial.rate; the response time is that minus the delay.
+        response_ms = max(0.0, connections * 1000.0 / trial.rate - delay)
+        delay = max(0.0, connections * 1000.0 / rate - response_ms)
+    return wrk(url, body_file, seconds=seconds, connections=connections, workdir=workdir, delay_ms=delay)
 
 
 def self_signed(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:

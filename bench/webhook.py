@@ -4,11 +4,11 @@
 
 All on loopback, all stopping by themselves. Three servers run one after the other with identical
 gunicorn settings (1 worker, gthread, TLS, keep-alive, JSON access log):
-  mutate   the real `/mutate-pod`: Flask app, metrics, and `webhook.handlers.mutate_pod` on a Pod that
+  mutate   the real `/mutate-pod`: WebhookApp and `webhook.handlers.mutate_pod` on a Pod that
            names a registered model (the full injection, a patch of several operations);
-  no-op    the same Flask app and metrics with a handler that only parses the review and answers
-           `allowed` for its uid, the least any correct webhook does;
-  bare     a hand-written WSGI callable giving that same answer: what Flask and the metrics cost.
+  no-op    the same app (webhook.server.WebhookApp: routing, checks, metrics) with a handler that
+           only parses the review and answers `allowed` for its uid, the least a correct webhook does;
+  bare     a minimal WSGI callable giving that same answer: what our HTTP shell costs.
 For each: peak reviews/s (closed loop, `--connections`), the CPU the server's processes used per
 review, then a paced run at `--rate` with p50/p99 of the server-side time (gunicorn's own request
 time from the JSON access log: application plus response write, exact, not histogram buckets) and
@@ -40,6 +40,7 @@ import orjson  # noqa: E402
 from _common import (  # noqa: E402
     free_port,
     json_lines,
+    paced,
     percentile,
     process_tree_cpu_seconds,
     require,
@@ -212,7 +213,9 @@ def measure(variant: str, args: argparse.Namespace, workdir: Path, cert: Path, k
             peak = wrk(url, seconds=args.seconds, connections=args.connections, **run)
             cpu = process_tree_cpu_seconds(server.pid) - cpu
             _, offset = json_lines(stdout)
-            paced = wrk(url, seconds=args.seconds, connections=args.paced_connections, rate=args.rate, **run)
+            paced_load = paced(
+                url, rate=args.rate, seconds=args.seconds, connections=args.paced_connections, **run
+            )
             time.sleep(0.2)  # let the last access lines reach the file
             lines, _ = json_lines(stdout, offset)
         finally:
@@ -222,12 +225,12 @@ def measure(variant: str, args: argparse.Namespace, workdir: Path, cert: Path, k
     return Figures(
         peak_rate=peak.rate,
         cpu_ms_per_review=cpu * 1000 / max(1, peak.requests),
-        paced_rate=paced.rate,
+        paced_rate=paced_load.rate,
         server_p50_ms=percentile(durations, 50),
         server_p99_ms=percentile(durations, 99),
-        client_p50_ms=paced.p50_ms,
-        client_p99_ms=paced.p99_ms,
-        errors=peak.errors + peak.non2xx + paced.errors + paced.non2xx,
+        client_p50_ms=paced_load.p50_ms,
+        client_p99_ms=paced_load.p99_ms,
+        errors=peak.errors + peak.non2xx + paced_load.errors + paced_load.non2xx,
     )
 
 
@@ -256,7 +259,8 @@ def report(results: dict[str, Figures], args: argparse.Namespace) -> str:
     if "bare" in results:
         bare = results["bare"]
         lines.append(
-            f"no-op / bare WSGI: peak x{noop.peak_rate / bare.peak_rate:.2f} (what Flask and metrics cost)"
+            f"no-op / bare WSGI: peak x{noop.peak_rate / bare.peak_rate:.2f} "
+            "(what our HTTP shell costs: routing, checks, metrics)"
         )
     return "\n".join(lines)
 
