@@ -43,21 +43,24 @@ def _equal(old: Any, new: Any) -> bool:
 
 def diff(old: Any, new: Any, path: str = "") -> list[Op]:
     """Operations turning `old` into `new`; [] when they are equal."""
-    if _equal(old, new):
-        return []
+    return [] if _equal(old, new) else _changes(old, new, path)
+
+
+def _changes(old: Any, new: Any, path: str) -> list[Op]:
+    """`diff` for values known to differ; paths are spelled only where something changed."""
     if isinstance(old, dict) and isinstance(new, dict):
         ops: list[Op] = [{"op": "remove", "path": f"{path}/{escape(key)}"} for key in old if key not in new]
         for key, value in new.items():
-            where = f"{path}/{escape(key)}"
-            if key in old:
-                ops.extend(diff(old[key], value, where))
-            else:
-                ops.append({"op": "add", "path": where, "value": value})
+            if key not in old:
+                ops.append({"op": "add", "path": f"{path}/{escape(key)}", "value": value})
+            elif not _equal(old[key], value):
+                ops.extend(_changes(old[key], value, f"{path}/{escape(key)}"))
         return ops
     if isinstance(old, list) and isinstance(new, list) and len(new) >= len(old):
         ops = []
         for index, (before, after) in enumerate(zip(old, new, strict=False)):
-            ops.extend(diff(before, after, f"{path}/{index}"))
+            if not _equal(before, after):
+                ops.extend(_changes(before, after, f"{path}/{index}"))
         ops.extend({"op": "add", "path": f"{path}/-", "value": value} for value in new[len(old) :])
         return ops
     # A scalar changed, a type changed, or (never from our steps) a list shrank: replace it whole.

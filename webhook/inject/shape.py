@@ -82,7 +82,14 @@ def check_pod(pod: Any) -> None:
             _check_container(container, f"spec.{key}[{index}]")
     items(spec, "volumes", "spec.volumes", named=True)
     string_map(spec, "nodeSelector", "spec.nodeSelector")
-    items(spec, "tolerations", "spec.tolerations")
+    for index, toleration in enumerate(items(spec, "tolerations", "spec.tolerations")):
+        for key in ("key", "operator", "value", "effect"):
+            string(toleration, key, f"spec.tolerations[{index}].{key}")
+        seconds = toleration.get("tolerationSeconds")
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int)):
+            raise Malformed(
+                f"spec.tolerations[{index}].tolerationSeconds", f"expected a number, got {_kind(seconds)}"
+            )
     string(spec, "schedulerName", "spec.schedulerName")
 
 
