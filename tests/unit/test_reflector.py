@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import queue
 import socket
+import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +27,17 @@ from inferplane import kube
 from inferplane.reflector import Backoff, Reflector
 
 FAST = Backoff(initial=0.01, maximum=0.05)
+PATH = "/apis/ml.example/v1alpha1/instancetypes"
 Step = tuple[Any, ...]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-watch (the reflector stopping) is normal; anything else is not."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError, TimeoutError)):
+            super().handle_error(request, client_address)
 
 
 class FakeApiserver:
@@ -38,17 +50,17 @@ class FakeApiserver:
     """
 
     def __init__(self) -> None:
-        self.objects: dict[str, dict[str, Any]] = {}
+        self.objects: dict[str, dict[str, dict[str, Any]]] = {}  # collection path -> name -> object
         self.rv = 10
         self.list_status: int | None = None  # answer every LIST with this HTTP status
+        self.missing: set[str] = set()  # collection paths that answer 404 (a CRD not installed)
         self.expire_continue = False  # answer the next LIST carrying `continue` with 410
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.authorizations: list[str | None] = []
-        self._scripts: queue.Queue[list[Step]] = queue.Queue()
+        self._scripts: dict[str, queue.Queue[list[Step]]] = {}
         self._lock = threading.Lock()
         self._closing = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
@@ -65,16 +77,19 @@ class FakeApiserver:
         self._server.shutdown()
         self._server.server_close()
 
-    def put(self, name: str, **fields: Any) -> dict[str, Any]:
-        """Store an object as the apiserver would, with the next resourceVersion."""
+    def put(
+        self, name: str, path: str = PATH, *, metadata: dict[str, Any] | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """Store an object in the collection at `path` with the next resourceVersion."""
         with self._lock:
             self.rv += 1
-            obj = {"metadata": {"name": name, "resourceVersion": str(self.rv)}, **fields}
-            self.objects[name] = obj
+            obj = {"metadata": {**(metadata or {}), "name": name, "resourceVersion": str(self.rv)}, **fields}
+            self.objects.setdefault(path, {})[name] = obj
             return obj
 
-    def script(self, *steps: Step) -> None:
-        self._scripts.put(list(steps))
+    def script(self, *steps: Step, path: str = PATH) -> None:
+        """Queue the steps the next WATCH of `path` plays."""
+        self._scripts.setdefault(path, queue.Queue()).put(list(steps))
 
     def watches(self) -> list[dict[str, str]]:
         return [q for _, q in self.requests if q.get("watch") == "true"]
@@ -96,10 +111,12 @@ class FakeApiserver:
                 query = dict(parse_qsl(parts.query))
                 fake.requests.append((parts.path, query))
                 fake.authorizations.append(self.headers.get("Authorization"))
-                if query.get("watch") == "true":
-                    fake._watch(self, query)
+                if parts.path in fake.missing:
+                    fake._status(self, 404)
+                elif query.get("watch") == "true":
+                    fake._watch(self, parts.path, query)
                 else:
-                    fake._list(self, query)
+                    fake._list(self, parts.path, query)
 
         return Handler
 
@@ -117,14 +134,15 @@ class FakeApiserver:
                 "message": f"fake apiserver says {code}"}  # fmt: skip
         self._send_json(handler, code, body)
 
-    def _list(self, handler: BaseHTTPRequestHandler, query: dict[str, str]) -> None:
+    def _list(self, handler: BaseHTTPRequestHandler, path: str, query: dict[str, str]) -> None:
         if self.list_status:
             return self._status(handler, self.list_status)
         if "continue" in query and self.expire_continue:
             self.expire_continue = False
             return self._status(handler, 410)
         with self._lock:
-            items = [self.objects[k] for k in sorted(self.objects)]
+            collection = self.objects.get(path, {})
+            items = [collection[k] for k in sorted(collection)]
             rv = str(self.rv)
         start = int(query.get("continue", "0"))
         limit = int(query.get("limit", "0")) or len(items)
@@ -134,9 +152,9 @@ class FakeApiserver:
             meta["continue"] = str(start + limit)
         self._send_json(handler, 200, {"kind": "List", "apiVersion": "v1", "metadata": meta, "items": page})
 
-    def _watch(self, handler: BaseHTTPRequestHandler, query: dict[str, str]) -> None:
+    def _watch(self, handler: BaseHTTPRequestHandler, path: str, query: dict[str, str]) -> None:
         try:
-            steps = self._scripts.get_nowait()
+            steps = self._scripts.get(path, queue.Queue()).get_nowait()
         except queue.Empty:
             steps = [("wait", float(query.get("timeoutSeconds", "1"))), ("end",)]
         if steps and steps[0][0] == "status":
@@ -222,7 +240,7 @@ def run(apiserver: FakeApiserver) -> Iterator[Callable[..., tuple[Reflector, Rec
         recorder = recorder or Recorder()
         kwargs.setdefault("backoff", FAST)
         reflector = Reflector(
-            kube.for_host(apiserver.url), "/apis/ml.example/v1alpha1/instancetypes",
+            kube.for_host(apiserver.url), PATH,
             on_replace=recorder.on_replace, on_event=recorder.on_event, **kwargs,
         )  # fmt: skip
         reflector.start()

@@ -31,7 +31,7 @@ def write_kubeconfig(path, server: str, token: str) -> str:
 
 
 def test_kubeconfig_server_and_token_reach_the_apiserver(apiserver, tmp_path):
-    apiserver.put("a", spec={"x": 1})
+    apiserver.put("a", "/api/v1/configmaps", data={"x": "1"})
     client = kube.connect(write_kubeconfig(tmp_path / "kubeconfig", apiserver.url, "s3cret"))
     body = client.get("/api/v1/configmaps", {"limit": 5}, timeout=5).json()
     assert [i["metadata"]["name"] for i in body["items"]] == ["a"]
