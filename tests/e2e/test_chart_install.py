@@ -128,21 +128,21 @@ class Installed:
         ]
         return {base64.b64decode(c.webhooks[0].client_config.ca_bundle) for c in configs}
 
-    def token_kubeconfig(self) -> Path:
-        """A kubeconfig with the chart's webhook ServiceAccount: the RBAC under test."""
+    def token_kubeconfig(self, account: str = WEBHOOK_SERVICE, file: str = "webhook.kubeconfig") -> Path:
+        """A kubeconfig with one of the chart's ServiceAccounts: the RBAC under test."""
         token = self.cp.kubectl(
-            "create", "token", WEBHOOK_SERVICE, "-n", self.namespace, "--duration=1h"
+            "create", "token", account, "-n", self.namespace, "--duration=1h"
         ).stdout.strip()
         cluster = {"server": self.cp.server, "certificate-authority": str(self.cp.ca_file)}
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "e2e", "cluster": cluster}],
-            "users": [{"name": "webhook", "user": {"token": token}}],
-            "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "webhook"}}],
+            "users": [{"name": account, "user": {"token": token}}],
+            "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": account}}],
             "current-context": "e2e",
         }  # fmt: skip
-        path = self.workdir / "webhook.kubeconfig"
+        path = self.workdir / file
         path.write_text(json.dumps(config))
         return path
 
@@ -315,3 +315,110 @@ def test_upgrade_keeps_the_ca_and_the_serving_certificate(
     leaf.verify_directly_issued_by(x509.load_pem_x509_certificate(before_ca["tls.crt"]))
     sans = leaf.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
     assert "models.example.com" in sans.get_values_for_type(x509.DNSName)
+
+
+def test_router_runs_with_the_chart_certificate_and_rbac(
+    control_plane: ControlPlane, installed: tuple[Installed, str]
+) -> None:
+    """The router with the chart's arguments, TLS Secret and ServiceAccount: it syncs pods and key
+    Secrets, publishes its load Lease, and the helm test probe accepts it."""
+    chart, _ = installed
+    cp, ns = control_plane, chart.namespace
+    deployment = k8s.AppsV1Api(cp.api()).read_namespaced_deployment(f"{FULLNAME}-router", ns)
+    (router,) = deployment.spec.template.spec.containers
+    tls = chart.secret(f"{FULLNAME}-router-tls")
+    for key in ("tls.crt", "tls.key", "ca.crt"):
+        (chart.workdir / f"router-{key}").write_bytes(tls[key])
+    port = free_port()
+    local = {"--port": str(port), "--tls-cert-file": str(chart.workdir / "router-tls.crt"),
+             "--tls-key-file": str(chart.workdir / "router-tls.key")}  # fmt: skip
+    args = [
+        f"{a.split('=')[0]}={local[a.split('=')[0]]}" if a.split("=")[0] in local else a for a in router.args
+    ]
+    identity = f"router-{uuid.uuid4().hex[:6]}"
+    token = chart.token_kubeconfig(f"{FULLNAME}-router", "router.kubeconfig")
+    env = {"POD_NAMESPACE": ns, "POD_NAME": identity}
+    proc = ManagedProcess(
+        "chart-router",
+        [
+            "env",
+            *(f"{k}={v}" for k, v in env.items()),
+            "inferplane",
+            *args,
+            "--host=127.0.0.1",
+            f"--kubeconfig={token}",
+        ],
+        chart.workdir / "router.log",
+    ).start()
+    cp.processes.append(proc)
+    try:
+        probe = _load_probe()
+        ca = str(chart.workdir / "router-ca.crt")
+        host = f"{FULLNAME}-router.{ns}.svc"
+        real_getaddrinfo = socket.getaddrinfo
+
+        def resolve(name: str, *rest: Any, **kwargs: Any) -> Any:
+            return real_getaddrinfo("127.0.0.1" if name == host else name, *rest, **kwargs)
+
+        socket.getaddrinfo = resolve
+        try:
+            # Ready = its first list of pods and Secrets succeeded under the chart's ClusterRole.
+            wait_for(
+                lambda: probe.probe_router(f"https://{host}:{port}", ca) == [], 60,
+                "the router to sync with the chart's RBAC, over the chart's certificate", watch=[proc],
+            )  # fmt: skip
+        finally:
+            socket.getaddrinfo = real_getaddrinfo
+        leases = k8s.CoordinationV1Api(cp.api())
+        cp.wait_for(
+            lambda: leases.read_namespaced_lease(f"inferplane-router-load-{identity}", ns),
+            timeout=30, message="the router's load Lease, written with the chart's lease Role",
+        )  # fmt: skip
+    finally:
+        proc.stop()
+        cp.processes.remove(proc)
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        (
+            [],
+            [
+                "port-forward svc/ip-inferplane-router 8000:443",
+                "--connect-to ip-inferplane-router.",
+                "--cacert",
+            ],
+        ),
+        (
+            ["--set", "router.service.type=NodePort"],
+            [".spec.ports[0].nodePort", "https://$NODE_IP:$NODE_PORT/api/v1/endpoint/"],
+        ),
+        (
+            ["--set", "router.service.type=LoadBalancer"],
+            ["loadBalancer.ingress[0].ip", "https://$ADDRESS:443/api/v1/endpoint/"],
+        ),
+        (
+            ["--set", "router.allowInsecureConnections=true"],
+            ["curl http://127.0.0.1:8000/api/v1/endpoint/", "plain HTTP"],
+        ),
+        (
+            ["--set", "router.tls.hosts[0]=models.example.com"],
+            ["curl https://models.example.com/api/v1/endpoint/"],
+        ),
+    ],
+)
+def test_install_notes_give_a_scoring_url_for_the_service_type(
+    control_plane: ControlPlane,
+    helm_binary: Path,
+    fresh_namespace: str,
+    settings: list[str],
+    expected: list[str],
+) -> None:
+    out = helm(
+        helm_binary, control_plane, "install", RELEASE, str(CHART), "--namespace", fresh_namespace,
+        "--dry-run=server", "--take-ownership", *settings,
+    ).stdout  # fmt: skip
+    notes = out.split("NOTES:", 1)[1]
+    for text in expected:
+        assert text in notes, f"{text!r} not in NOTES:\n{notes}"
