@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,10 @@ def _index(configmaps: Mapping[tuple[str, str], _Entry]) -> dict[tuple[str, str,
     return {key: tuple(entries) for key, entries in index.items()}
 
 
+def _with_configmaps(snapshot: _Snapshot, configmaps: dict[tuple[str, str], _Entry]) -> _Snapshot:
+    return replace(snapshot, configmaps=configmaps, by_model=_index(configmaps))
+
+
 def _name(obj: Mapping[str, Any]) -> str:
     metadata = obj.get("metadata")
     name = metadata.get("name") if isinstance(metadata, Mapping) else None
@@ -113,9 +117,9 @@ class Catalog:
         with self._lock:
             old = self._snapshot
             if kind == INSTANCE_TYPE_KIND:
-                snapshot = _Snapshot(configmaps=old.configmaps, by_model=old.by_model)
+                snapshot = replace(old, instance_types={}, invalid_types={}, type_origins={})
             elif kind == CONFIGMAP_KIND:
-                snapshot = _Snapshot(old.instance_types, old.invalid_types, old.type_origins)
+                snapshot = _with_configmaps(old, {})
             else:
                 raise ValueError(f"replace_all takes {INSTANCE_TYPE_KIND} or {CONFIGMAP_KIND}, not {kind}")
             for obj in objs:
@@ -138,7 +142,7 @@ class Catalog:
             except InvalidInstanceType as exc:
                 invalid[name] = str(exc)
             origins = {**snapshot.type_origins, name: origin}
-            return _Snapshot(valid, invalid, origins, snapshot.configmaps, snapshot.by_model)
+            return replace(snapshot, instance_types=valid, invalid_types=invalid, type_origins=origins)
         if kind == CONFIGMAP_KIND:
             namespace = (obj.get("metadata") or {}).get("namespace") or ""
             key = (namespace, name)
@@ -154,13 +158,7 @@ class Catalog:
                     configmaps[key] = before  # unchanged: keep its parse
                 else:
                     configmaps[key] = _Entry(obj, model, origin)
-            return _Snapshot(
-                snapshot.instance_types,
-                snapshot.invalid_types,
-                snapshot.type_origins,
-                configmaps,
-                _index(configmaps),
-            )
+            return _with_configmaps(snapshot, configmaps)
         return snapshot
 
     @staticmethod
@@ -169,19 +167,12 @@ class Catalog:
         if kind == INSTANCE_TYPE_KIND:
             valid = {k: v for k, v in snapshot.instance_types.items() if k != name}
             invalid = {k: v for k, v in snapshot.invalid_types.items() if k != name}
-            return _Snapshot(valid, invalid, snapshot.type_origins, snapshot.configmaps, snapshot.by_model)
+            return replace(snapshot, instance_types=valid, invalid_types=invalid)
         if kind == CONFIGMAP_KIND:
             key = ((obj.get("metadata") or {}).get("namespace") or "", name)
             if key not in snapshot.configmaps:
                 return snapshot
-            configmaps = {k: v for k, v in snapshot.configmaps.items() if k != key}
-            return _Snapshot(
-                snapshot.instance_types,
-                snapshot.invalid_types,
-                snapshot.type_origins,
-                configmaps,
-                _index(configmaps),
-            )
+            return _with_configmaps(snapshot, {k: v for k, v in snapshot.configmaps.items() if k != key})
         return snapshot
 
     # ---- readers (request threads) -----------------------------------------------------------
