@@ -20,6 +20,7 @@ import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,38 @@ def test_rendered_chart_passes_server_side_dry_run(
                 assert c["securityContext"]["readOnlyRootFilesystem"] is True
 
 
+def token_kubeconfig(cp: ControlPlane, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig with one of the chart's ServiceAccounts: the RBAC under test."""
+    token = cp.kubectl("create", "token", account, "-n", namespace, "--duration=1h").stdout.strip()
+    cluster = {"server": cp.server, "certificate-authority": str(cp.ca_file)}
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "e2e", "cluster": cluster}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": account}}],
+        "current-context": "e2e",
+    }
+    path.write_text(json.dumps(config))
+    return path
+
+
+@contextmanager
+def resolving(host: str) -> Iterator[None]:
+    """Make `host` (a Service's cluster DNS name) resolve to 127.0.0.1 in this process, as cluster DNS
+    would resolve it to the Service, so TLS is checked against the name the chart's certificate holds."""
+    real = socket.getaddrinfo
+
+    def resolve(name: str, *rest: Any, **kwargs: Any) -> Any:
+        return real("127.0.0.1" if name == host else name, *rest, **kwargs)
+
+    socket.getaddrinfo = resolve  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        socket.getaddrinfo = real
+
+
 def _load_probe() -> Any:
     path = CHART / "files" / "helm_test_probe.py"
     spec = importlib.util.spec_from_file_location("inferplane_helm_test_probe", path)
@@ -129,22 +162,7 @@ class Installed:
         return {base64.b64decode(c.webhooks[0].client_config.ca_bundle) for c in configs}
 
     def token_kubeconfig(self, account: str = WEBHOOK_SERVICE, file: str = "webhook.kubeconfig") -> Path:
-        """A kubeconfig with one of the chart's ServiceAccounts: the RBAC under test."""
-        token = self.cp.kubectl(
-            "create", "token", account, "-n", self.namespace, "--duration=1h"
-        ).stdout.strip()
-        cluster = {"server": self.cp.server, "certificate-authority": str(self.cp.ca_file)}
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "e2e", "cluster": cluster}],
-            "users": [{"name": account, "user": {"token": token}}],
-            "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": account}}],
-            "current-context": "e2e",
-        }  # fmt: skip
-        path = self.workdir / file
-        path.write_text(json.dumps(config))
-        return path
+        return token_kubeconfig(self.cp, self.namespace, account, self.workdir / file)
 
     def start_webhook(self) -> None:
         tls = self.secret(f"{FULLNAME}-webhook-tls")
@@ -263,17 +281,9 @@ def test_installed_chart_routes_model_pods_and_only_them_to_the_webhook(
     # The helm test probe, as the test pod runs it: the Service's DNS name, verified TLS.
     probe = _load_probe()
     host = f"{WEBHOOK_SERVICE}.{chart.namespace}.svc"
-    real_getaddrinfo = socket.getaddrinfo
-
-    def resolve(name: str, *args: Any, **kwargs: Any) -> Any:
-        return real_getaddrinfo("127.0.0.1" if name == host else name, *args, **kwargs)
-
     (chart.workdir / "probe-ca.crt").write_bytes(tls["ca.crt"])
-    socket.getaddrinfo = resolve
-    try:
+    with resolving(host):
         assert probe.probe_webhook(f"https://{host}:{chart.port}", str(chart.workdir / "probe-ca.crt")) == []
-    finally:
-        socket.getaddrinfo = real_getaddrinfo
 
     # Webhook down: a model pod is refused (it must not start without its model) ...
     chart.stop_webhook()
@@ -291,10 +301,21 @@ def test_upgrade_keeps_the_ca_and_the_serving_certificate(
     before_ca = chart.secret(f"{FULLNAME}-ca")
     before_tls = chart.secret(f"{FULLNAME}-webhook-tls")
     before_bundles = chart.ca_bundles()
-    helm(
-        helm_binary, control_plane, "upgrade", RELEASE, str(CHART), "--namespace", chart.namespace,
-        "--set", "webhook.replicas=3",
-    )  # fmt: skip
+
+    def upgrade(setting: str) -> None:
+        helm(
+            helm_binary,
+            control_plane,
+            "upgrade",
+            RELEASE,
+            str(CHART),
+            "-n",
+            chart.namespace,
+            "--set",
+            setting,
+        )
+
+    upgrade("webhook.replicas=3")
     assert chart.secret(f"{FULLNAME}-ca") == before_ca
     assert chart.secret(f"{FULLNAME}-webhook-tls") == before_tls
     assert chart.ca_bundles() == before_bundles
@@ -302,10 +323,7 @@ def test_upgrade_keeps_the_ca_and_the_serving_certificate(
     assert apps.read_namespaced_deployment(WEBHOOK_SERVICE, chart.namespace).spec.replicas == 3
     # New names for the router need a new certificate: re-issued, by the same CA.
     router_before = chart.secret(f"{FULLNAME}-router-tls")
-    helm(
-        helm_binary, control_plane, "upgrade", RELEASE, str(CHART), "--namespace", chart.namespace,
-        "--set", "router.tls.hosts[0]=models.example.com",
-    )  # fmt: skip
+    upgrade("router.tls.hosts[0]=models.example.com")
     assert chart.secret(f"{FULLNAME}-ca") == before_ca
     assert chart.secret(f"{FULLNAME}-webhook-tls") == before_tls
     router_after = chart.secret(f"{FULLNAME}-router-tls")
@@ -355,20 +373,12 @@ def test_router_runs_with_the_chart_certificate_and_rbac(
         probe = _load_probe()
         ca = str(chart.workdir / "router-ca.crt")
         host = f"{FULLNAME}-router.{ns}.svc"
-        real_getaddrinfo = socket.getaddrinfo
-
-        def resolve(name: str, *rest: Any, **kwargs: Any) -> Any:
-            return real_getaddrinfo("127.0.0.1" if name == host else name, *rest, **kwargs)
-
-        socket.getaddrinfo = resolve
-        try:
+        with resolving(host):
             # Ready = its first list of pods and Secrets succeeded under the chart's ClusterRole.
             wait_for(
                 lambda: probe.probe_router(f"https://{host}:{port}", ca) == [], 60,
                 "the router to sync with the chart's RBAC, over the chart's certificate", watch=[proc],
             )  # fmt: skip
-        finally:
-            socket.getaddrinfo = real_getaddrinfo
         leases = k8s.CoordinationV1Api(cp.api())
         cp.wait_for(
             lambda: leases.read_namespaced_lease(f"inferplane-router-load-{identity}", ns),

@@ -22,27 +22,9 @@ from kubernetes import client as k8s
 
 from .controlplane import ControlPlane
 from .process import ManagedProcess, free_port, wait_for
-from .test_chart_install import CHART, helm
+from .test_chart_install import CHART, helm, token_kubeconfig
 
 pytestmark = pytest.mark.e2e
-
-
-def _token_kubeconfig(cp: ControlPlane, namespace: str, account: str, path: Path) -> Path:
-    token = cp.kubectl("create", "token", account, "-n", namespace, "--duration=1h").stdout.strip()
-    cluster = {"server": cp.server, "certificate-authority": str(cp.ca_file)}
-    path.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "e2e", "cluster": cluster}],
-                "users": [{"name": account, "user": {"token": token}}],
-                "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": account}}],
-                "current-context": "e2e",
-            }
-        )
-    )
-    return path
 
 
 @pytest.fixture
@@ -71,7 +53,7 @@ def chart_scheduler(
     deployment = next(d for d in component if d["kind"] == "Deployment")
     containers = {c["name"]: c for c in deployment["spec"]["template"]["spec"]["containers"]}
     account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
-    kubeconfig = _token_kubeconfig(cp, ns, account, tmp_path / "scheduler.kubeconfig")
+    kubeconfig = token_kubeconfig(cp, ns, account, tmp_path / "scheduler.kubeconfig")
 
     extender = ManagedProcess(
         "chart-extender",
