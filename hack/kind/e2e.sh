@@ -15,9 +15,7 @@ kubectl config use-context "kind-$KIND_CLUSTER" >/dev/null
 # The model files: a local PersistentVolume on the first worker (the example names node edge-1).
 sed "s/values: \[edge-1\]/values: [$KIND_CLUSTER-worker]/" examples/models/storage.yaml \
     | kubectl -n "$APP_NAMESPACE" apply -f -
-for file in examples/instance-types.yaml examples/instancetypes.yaml; do
-    if [ -f "$file" ]; then kubectl apply -f "$file"; fi
-done
+# InstanceTypes and model registrations.
 kubectl -n "$APP_NAMESPACE" apply -f examples/catalog/
 kubectl -n "$APP_NAMESPACE" apply -f "$DEPLOYMENT_FILE"
 

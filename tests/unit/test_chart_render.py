@@ -650,3 +650,35 @@ def test_helm_test_pod_calls_each_enabled_server_with_the_ca_only() -> None:
     script = find(docs, "ConfigMap", f"{FULLNAME}-test")["data"]["probe.py"]
     assert script == (CHART / "files" / "helm_test_probe.py").read_text()
     assert "Pod" not in kinds(render("--set", "tests.enabled=false"))
+
+
+def test_kind_values_render_and_match_the_kind_cluster() -> None:
+    """hack/kind cannot run here (no Docker engine); what it relies on can still be checked."""
+    kind = REPO / "hack" / "kind"
+    docs = render("--values", str(kind / "values.yaml"))
+    router = find(docs, "Service", f"{FULLNAME}-router")["spec"]
+    cluster = yaml.safe_load((kind / "cluster.yaml").read_text())
+    mapped = {
+        m["containerPort"]: m["hostPort"] for n in cluster["nodes"] for m in n.get("extraPortMappings", [])
+    }
+    assert router["type"] == "NodePort"
+    assert mapped[router["ports"][0]["nodePort"]] == 8443  # https://localhost:8443, as e2e.sh calls it
+    for _, spec in pod_specs(docs):
+        for c in spec["containers"]:
+            if c["image"].startswith("inferplane"):
+                assert (c["image"], c["imagePullPolicy"]) == (
+                    "inferplane:dev",
+                    "Never",
+                )  # kind load, never pulled
+    e2e = (kind / "e2e.sh").read_text()
+    assert "https://localhost:8443/api/v1/endpoint/" in e2e
+    # The release is named inferplane there, so its generated router Secret is inferplane-router-tls.
+    assert (
+        "secret inferplane-router-tls" in e2e
+        and "upgrade --install inferplane charts/inferplane" in (kind / "up.sh").read_text()
+    )
+    workers = [n for n in cluster["nodes"] if n["role"] == "worker"]
+    storage = (REPO / "examples" / "models" / "storage.yaml").read_text()
+    volume = next(d for d in yaml.safe_load_all(storage) if d and d["kind"] == "PersistentVolume")
+    local_path = volume["spec"]["local"]["path"]
+    assert all(m["containerPath"] == local_path for n in workers for m in n["extraMounts"])
