@@ -35,11 +35,20 @@ def covers(existing: Any, desired: Any) -> bool:
     The apiserver defaults fields in what we injected (a configMap volume's `defaultMode`, a
     container's `terminationMessagePath`) before a later pass sees it; those additions must not make
     us rewrite our own item, or a reinvocation would never reach an empty patch.
+
+    Lists of objects (volumeMounts, env, ports) may likewise hold items others added: when our
+    webhook changes a pod the apiserver re-runs its own admission plugins, and the ServiceAccount
+    plugin then mounts its token into our model-init as into every container. Ours are covered when
+    each appears, in order; replacing the list would strip the plugin's mount on reinvocation.
+    Lists of scalars (a command, capabilities) must match exactly.
     """
     if isinstance(desired, dict):
         return isinstance(existing, dict) and all(
             key in existing and covers(existing[key], value) for key, value in desired.items()
         )
+    if isinstance(desired, list) and desired and all(isinstance(item, dict) for item in desired):
+        remaining = iter(existing) if isinstance(existing, list) else iter(())
+        return all(any(covers(item, wanted) for item in remaining) for wanted in desired)
     if isinstance(desired, list):
         return (
             isinstance(existing, list)
