@@ -43,12 +43,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(ml.example/placement always is). Repeatable",
     )
     parser.add_argument(
+        "--bind-wait-ms",
+        type=float,
+        default=250,
+        help="how long /prioritize waits for related pods being bound through /bind (default 250); "
+        "0 when the scheduler config has no bindVerb",
+    )
+    parser.add_argument(
         "--relist-seconds",
         type=float,
         default=None,
         help="list everything again this often (default: only on 410)",
     )
-    parser.add_argument("--threads", type=int, default=4, help="request threads (default 4)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=8,
+        help="request threads (default 8: a /bind must find one while /prioritize waits)",
+    )
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     parser.set_defaults(run=run)
 
@@ -57,9 +69,14 @@ def run(args: argparse.Namespace) -> int:
     from extender import service
     from extender.config import MARKER_RESOURCE, Settings
     from inferplane import kube, serving
+    from inferplane.errors import UserError
 
     client = kube.connect(args.kubeconfig, args.context)
-    settings = Settings(cpu_pods_on_gpu_nodes=args.cpu_pods_on_gpu_nodes)
+    if args.bind_wait_ms < 0:
+        raise UserError("--bind-wait-ms must be 0 or more")
+    settings = Settings(
+        cpu_pods_on_gpu_nodes=args.cpu_pods_on_gpu_nodes, bind_wait_seconds=args.bind_wait_ms / 1000
+    )
 
     def build() -> serving.Service:
         return service.build(

@@ -8,7 +8,9 @@ retry it, never place it on a node we did not check. A malformed request is a 40
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +19,10 @@ import orjson
 from flask import Flask, Response, request
 
 from extender import wire
+from extender.binder import Binder, BindError
 from extender.config import Settings
+from extender.inflight import InFlight
+from extender.model import BoundPod, PodInfo
 from extender.policy import filter_nodes, preempt_nodes, prioritize_nodes
 from extender.state import ClusterState
 from inferplane import logs
@@ -33,7 +38,7 @@ JSON = "application/json"
 class Answer:
     status: int
     body: bytes
-    outcome: str  # metrics label: ok | no_fit | not_synced | bad_request | error
+    outcome: str  # metrics label: ok | no_fit | not_synced | refused | bad_request | error
     fields: dict[str, Any]  # for the access log line
 
 
@@ -49,6 +54,10 @@ class ExtenderMetrics:
         )
         self.refused = registry.counter(
             "inferplane_extender_nodes_refused_total", "Nodes refused by /filter, by rule.", ["rule"]
+        )
+        self.bind_wait = registry.histogram(
+            "inferplane_extender_bind_wait_seconds",
+            "Time /prioritize waited for related pods in flight to be bound (only when it waited).",
         )
         self.cache_objects = registry.gauge(
             "inferplane_extender_cache_objects",
@@ -76,8 +85,14 @@ class Extender:
         settings: Settings,
         registry: Registry,
         sync_ages: Callable[[], dict[str, float | None]] = dict,
+        binder: Binder | None = None,
     ) -> None:
         self.state = state
+        self.binder = binder
+        # Pods filtered lately, by UID: a bind carries only names, and the cache needs the demand.
+        self._recent: OrderedDict[str, PodInfo] = OrderedDict()
+        self._recent_lock = threading.Lock()
+        self.in_flight = InFlight(max_wait=settings.bind_wait_seconds if binder is not None else 0.0)
         self.settings = settings
         self.registry = registry
         self.metrics = ExtenderMetrics(registry)
@@ -96,7 +111,10 @@ class Extender:
             return Answer(200, wire.encode_filter_error(self.not_synced_message()), "not_synced", {})
         args = wire.decode_args(body, self.state.ignored_resources)
         pod = args.pod
+        self._remember(pod)
         result = filter_nodes(pod, args.names, self.state, self.settings)
+        if result.passed:
+            self.in_flight.started(pod)
         for rule, count in result.rejections.items():
             self.metrics.refused.labels(rule).inc(count)
         fields = {
@@ -114,8 +132,13 @@ class Extender:
         if not self.state.synced:
             return Answer(503, orjson.dumps({"Error": self.not_synced_message()}), "not_synced", {})
         args = wire.decode_args(body, self.state.ignored_resources)
+        waited = self.in_flight.wait_for_related(args.pod)
+        if waited:
+            self.metrics.bind_wait.observe(waited)
         priorities = prioritize_nodes(args.pod, args.names, self.state)
         fields = {"pod": f"{args.pod.namespace}/{args.pod.name}", "candidates": len(args.names)}
+        if waited:
+            fields["waited_ms"] = round(waited * 1000, 2)
         return Answer(200, wire.encode_prioritize(priorities), "ok", fields)
 
     def preempt(self, body: bytes) -> Answer:
@@ -129,6 +152,34 @@ class Extender:
             "kept": len(kept),
         }
         return Answer(200, wire.encode_preempt(args, kept), "ok", fields)
+
+    def bind(self, body: bytes) -> Answer:
+        args = wire.decode_bind(body)
+        fields = {"pod": f"{args.namespace}/{args.name}", "node": args.node}
+        if self.binder is None:
+            return Answer(
+                200, wire.encode_bind("this extender was started without a binder"), "error", fields
+            )
+        try:
+            self.binder.bind(args.namespace, args.name, args.uid, args.node)
+        except BindError as exc:
+            self.in_flight.finished(args.uid)
+            return Answer(200, wire.encode_bind(str(exc)), "refused", fields)
+        with self._recent_lock:
+            pod = self._recent.pop(args.uid, None)
+        if pod is not None:
+            self.state.assume(args.uid, BoundPod(args.node, pod.demand.gpus, pod.group))
+        self.in_flight.finished(args.uid)  # after assume: a waiting /prioritize then sees the pod
+        return Answer(200, wire.encode_bind(), "ok", fields)
+
+    def _remember(self, pod: PodInfo, keep: int = 10_000) -> None:
+        if not pod.uid:
+            return
+        with self._recent_lock:
+            self._recent[pod.uid] = pod
+            self._recent.move_to_end(pod.uid)
+            while len(self._recent) > keep:
+                self._recent.popitem(last=False)
 
     def answer(self, verb: str, handler: Callable[[bytes], Answer], body: bytes) -> Answer:
         """Run one verb: a BadRequest becomes a 400, any other failure a 500 (failing closed)."""
@@ -154,7 +205,7 @@ class Extender:
                 self.metrics.sync_age.labels(resource).set(age)
 
 
-VERBS: Sequence[str] = ("filter", "prioritize", "preempt")
+VERBS: Sequence[str] = ("filter", "prioritize", "preempt", "bind")
 
 
 def create_app(extender: Extender) -> Flask:

@@ -6,6 +6,7 @@ import gc
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from extender.binder import Binder
 from extender.config import Settings
 from extender.server import Extender, create_app
 from extender.state import ClusterState
@@ -52,6 +53,7 @@ def build(
         settings,
         Registry(),
         sync_ages=lambda: {r.path: r.last_sync_age() for r in reflectors},
+        binder=Binder(client),
     )
 
     def start() -> None:  # in the worker, after the fork: threads do not survive fork

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -42,6 +43,9 @@ class ClusterState:
         self._held: Held = {}
         self._replicas: Replicas = {}
         self._gpu_tuples: dict[GpuCounts, GpuCounts] = {}  # 150,000 pods share a few GPU tuples
+        # Pods seen deleted lately, so a binding recorded after its pod's deletion arrived is dropped.
+        self._gone: deque[str] = deque(maxlen=10_000)
+        self._gone_set: set[str] = set()
 
     # -- reads (hold `lock` for a consistent picture across several reads) --
 
@@ -105,6 +109,32 @@ class ClusterState:
         uid, record = self._pod(obj)
         if kind == "DELETED":
             record = None
+            self._forget(uid)
+        with self.lock:
+            self._set(uid, record)
+
+    def assume(self, uid: str, record: BoundPod) -> None:
+        """Count a pod we just bound before its watch event arrives (see `extender.binder`)."""
+        if record.gpus or record.group is not None:
+            with self.lock:
+                if uid not in self._gone_set:
+                    self._set(
+                        uid,
+                        BoundPod(
+                            record.node, self._gpu_tuples.setdefault(record.gpus, record.gpus), record.group
+                        ),
+                    )
+
+    # -- helpers --
+
+    def _forget(self, uid: str) -> None:
+        with self.lock:
+            if len(self._gone) == self._gone.maxlen:
+                self._gone_set.discard(self._gone[0])
+            self._gone.append(uid)
+            self._gone_set.add(uid)
+
+    def _set(self, uid: str, record: BoundPod | None) -> None:
         with self.lock:
             old = self._pods.pop(uid, None) if record is None else self._pods.get(uid)
             if old == record:
@@ -114,8 +144,6 @@ class ClusterState:
             if record is not None:
                 self._pods[uid] = record
                 self._apply(record, +1)
-
-    # -- helpers --
 
     def _apply(self, pod: BoundPod, sign: int) -> None:
         _count(self._held, self._replicas, pod, sign)

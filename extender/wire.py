@@ -36,6 +36,14 @@ class PreemptArgs:
     entries: dict[str, Any]  # node -> MetaVictims to echo back for the nodes we keep
 
 
+@dataclass(frozen=True)
+class BindArgs:
+    namespace: str
+    name: str
+    uid: str
+    node: str
+
+
 def _object(body: bytes) -> dict[str, Any]:
     try:
         obj = orjson.loads(body)
@@ -102,6 +110,24 @@ def decode_preempt(body: bytes, ignored: frozenset[str] = frozenset()) -> Preemp
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise BadRequest(f"malformed victims: {exc!r}") from exc
     return PreemptArgs(pod, victims, entries)
+
+
+def decode_bind(body: bytes) -> BindArgs:
+    fields = _object(body)
+    values = {key: fields.get(key) for key in ("podnamespace", "podname", "poduid", "node")}
+    missing = [
+        key
+        for key in ("podnamespace", "podname", "node")
+        if not isinstance(values[key], str) or not values[key]
+    ]
+    if missing:
+        names = {"podnamespace": "PodNamespace", "podname": "PodName", "node": "Node"}
+        raise BadRequest("binding args need " + ", ".join(names[key] for key in missing))
+    return BindArgs(values["podnamespace"], values["podname"], str(values["poduid"] or ""), values["node"])
+
+
+def encode_bind(error: str = "") -> bytes:
+    return orjson.dumps({"Error": error})
 
 
 def encode_filter(result: FilterResult, items: list[Mapping[str, Any]] | None = None) -> bytes:

@@ -298,3 +298,35 @@ def test_default_scheduler_with_the_marker_calls_the_extender_for_marked_pods_on
         cluster, ns, "marked", f"{pool['a100']}: GPU product {A100}; the pod needs one of {T4}"
     )
     assert cluster.extender.calls("filter") > before
+
+
+def test_a_burst_of_gpu_replicas_packs_onto_one_node(cluster, fresh_namespace):
+    """All replicas are created at once: each is placed before the previous one's binding has been
+    watched, so only counting pods as they are bound keeps the packing right."""
+    pool = cluster.pool(x=gpu_node(4, zone="z1"), y=gpu_node(4, zone="z2"))
+    ns = fresh_namespace
+    template = fx.pod(
+        "m", namespace=ns, gpus=1, node_selector={POOL: pool["pool"]}, scheduler_name=cluster.scheduler
+    )
+    labels = {"app": "m"}
+    k8s.AppsV1Api(cluster.cp.api()).create_namespaced_deployment(
+        ns,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "m", "namespace": ns},
+            "spec": {
+                "replicas": 4,
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": template["spec"]},
+            },
+        },
+    )
+    core = k8s.CoreV1Api(cluster.cp.api())
+
+    def placements() -> list[str] | None:
+        nodes = [p.spec.node_name for p in core.list_namespaced_pod(ns, label_selector="app=m").items]
+        return sorted(nodes) if len(nodes) == 4 and all(nodes) else None
+
+    nodes = cluster.cp.wait_for(placements, SCHEDULE_TIMEOUT, "4 replicas bound")
+    assert len(set(nodes)) == 1, nodes

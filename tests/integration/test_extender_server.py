@@ -30,6 +30,7 @@ class Apiserver:
         self.store: dict[str, dict[str, dict[str, Any]]] = {NODES: {}, PODS: {}}
         self.failing: set[str] = set()  # collections whose LIST answers 500
         self.field_selectors: list[str] = []
+        self.bindings: list[dict[str, Any]] = []
         self.rv = 100
         self._watchers: dict[str, list[queue.Queue[dict[str, Any] | None]]] = {NODES: [], PODS: []}
         self._lock = threading.Lock()
@@ -91,6 +92,18 @@ class Apiserver:
                     items = list(fake.store[parts.path].values())
                     rv = str(fake.rv)
                 self._json(200, {"kind": "List", "metadata": {"resourceVersion": rv}, "items": items})
+
+            def do_POST(self) -> None:
+                body = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if not self.path.endswith("/binding") or body.get("kind") != "Binding":
+                    return self._json(404, {"kind": "Status", "code": 404, "message": "not found"})
+                name = body["metadata"]["name"]
+                if body["metadata"].get("uid") == "stale-uid":
+                    return self._json(
+                        409, {"kind": "Status", "code": 409, "message": f"pod {name} was replaced"}
+                    )
+                fake.bindings.append(body)
+                self._json(201, {"kind": "Status", "status": "Success", "code": 201})
 
             def _json(self, code: int, body: dict[str, Any]) -> None:
                 data = orjson.dumps(body)
@@ -200,6 +213,26 @@ def test_watch_events_change_the_answer_without_a_restart(extender, apiserver):
         assert time.monotonic() < deadline, "the extender never saw the new node"
         time.sleep(0.05)
     assert apiserver.field_selectors[0] == "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
+
+
+def test_bind_posts_the_binding_and_counts_the_pod_before_any_watch_event(extender, apiserver):
+    first = fx.pod("score-3", namespace="team-a", gpus=1, uid="uid-3")
+    assert call(extender, "filter", args(first, ["gpu-1"]))["NodeNames"] == ["gpu-1"]
+    bind = {"PodName": "score-3", "PodNamespace": "team-a", "PodUID": "uid-3", "Node": "gpu-1"}
+    assert call(extender, "bind", orjson.dumps(bind)) == {"Error": ""}
+    assert apiserver.bindings == [
+        {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": "score-3", "namespace": "team-a", "uid": "uid-3"},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": "gpu-1"},
+        }
+    ]
+    # the fake apiserver sends no watch event for it: the extender counted it when it bound it
+    second = call(extender, "filter", args(fx.pod("score-4", gpus=1), ["gpu-1"]))
+    assert second["FailedNodes"] == {"gpu-1": "gpu-1: 0 of 4 nvidia.com/gpu free; the pod needs 1"}
+    refused = call(extender, "bind", orjson.dumps({**bind, "PodUID": "stale-uid"}))
+    assert refused["Error"] == "binding team-a/score-3 to gpu-1: HTTP 409: pod score-3 was replaced"
 
 
 def test_prioritize_is_a_bare_array_of_integer_scores(extender, apiserver):
