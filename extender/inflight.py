@@ -47,7 +47,9 @@ class InFlight:
         started = time.monotonic()
         deadline = started + self.max_wait
         with self._changed:
-            while self._related(pod) and (left := deadline - time.monotonic()) > 0:
+            if not self._related(pod):
+                return 0.0
+            while (left := deadline - time.monotonic()) > 0 and self._related(pod):
                 self._changed.wait(left)
         return time.monotonic() - started
 
