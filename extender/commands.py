@@ -71,9 +71,9 @@ def run(args: argparse.Namespace) -> int:
     from inferplane import kube, serving
     from inferplane.errors import UserError
 
-    client = kube.connect(args.kubeconfig, args.context)
     if args.bind_wait_ms < 0:
         raise UserError("--bind-wait-ms must be 0 or more")
+    client = kube.connect(args.kubeconfig, args.context)
     settings = Settings(
         cpu_pods_on_gpu_nodes=args.cpu_pods_on_gpu_nodes, bind_wait_seconds=args.bind_wait_ms / 1000
     )

@@ -105,3 +105,22 @@ def pod(
         "spec": spec,
         "status": {"phase": phase or ("Running" if node_name else "Pending")},
     }
+
+
+def deployment(name: str, template: Mapping[str, Any], replicas: int = 1) -> dict[str, Any]:
+    """A Deployment whose pods are `template` (a pod from `pod()`), selected by `app: <name>`."""
+    labels = {"app": name}
+    metadata = template["metadata"]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": metadata["namespace"]},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": {**metadata.get("labels", {}), **labels}},
+                "spec": template["spec"],
+            },
+        },
+    }

@@ -230,21 +230,7 @@ def test_cpu_replicas_stay_off_gpu_nodes_and_spread_over_zones(cluster, fresh_na
     apps = k8s.AppsV1Api(cluster.cp.api())
     template = fx.pod("web", namespace=ns, cpu="1", memory="1Gi", node_selector={POOL: pool["pool"]},
                       scheduler_name=cluster.scheduler, instance_type="cpu-small")  # fmt: skip
-    labels = {"app": "web"}
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": ns},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": {**labels, **template["metadata"]["labels"]}},
-                "spec": template["spec"],
-            },
-        },
-    }
-    apps.create_namespaced_deployment(ns, deployment)
+    apps.create_namespaced_deployment(ns, fx.deployment("web", template))
     core = k8s.CoreV1Api(cluster.cp.api())
 
     def placements(count: int) -> list[str] | None:
@@ -308,20 +294,7 @@ def test_a_burst_of_gpu_replicas_packs_onto_one_node(cluster, fresh_namespace):
     template = fx.pod(
         "m", namespace=ns, gpus=1, node_selector={POOL: pool["pool"]}, scheduler_name=cluster.scheduler
     )
-    labels = {"app": "m"}
-    k8s.AppsV1Api(cluster.cp.api()).create_namespaced_deployment(
-        ns,
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "m", "namespace": ns},
-            "spec": {
-                "replicas": 4,
-                "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": template["spec"]},
-            },
-        },
-    )
+    k8s.AppsV1Api(cluster.cp.api()).create_namespaced_deployment(ns, fx.deployment("m", template, replicas=4))
     core = k8s.CoreV1Api(cluster.cp.api())
 
     def placements() -> list[str] | None:
