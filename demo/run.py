@@ -74,7 +74,8 @@ class Running:
 
     workdir: Path
     children: list[Child] = field(default_factory=list)
-    stops: list[Callable[[], None]] = field(default_factory=list)
+    stops: list[Callable[[], None]] = field(default_factory=list)  # in-process helpers: kubelet, recorder
+    stop_control_plane: Callable[[], None] | None = None  # last: the others talk to it
 
 
 class Demo:
@@ -140,7 +141,7 @@ class Demo:
 
         with self.step("Control plane on loopback: etcd, kube-apiserver, kube-controller-manager"):
             cp = controlplane_module.ControlPlane(running.workdir / "control-plane", binaries)
-            running.stops.append(cp.stop)
+            running.stop_control_plane = cp.stop
             cp.start()
             self.detail(f"apiserver {cp.server}; kubeconfig {cp.kubeconfig}")
         self.cp = cp
@@ -445,12 +446,22 @@ class Demo:
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.keys[0]}"}
 
         def post(with_headers: dict[str, str]) -> tuple[int, str, bytes, float]:
-            started = time.monotonic()
-            connection.request("POST", path, body=body, headers=with_headers)
-            response = connection.getresponse()
-            data = response.read()
-            deployment = response.getheader("azureml-model-deployment") or "?"
-            return response.status, deployment, data, (time.monotonic() - started) * 1000
+            """One request on the kept-alive connection; once more on a new one if the router had
+            closed it (it may close after an error answer, as any server may close an idle one)."""
+            for attempt in (1, 2):
+                started = time.monotonic()
+                try:
+                    connection.request("POST", path, body=body, headers=with_headers)
+                    response = connection.getresponse()
+                    data = response.read()
+                except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                    connection.close()
+                    if attempt == 2:
+                        raise
+                    continue
+                deployment = response.getheader("azureml-model-deployment") or "?"
+                return response.status, deployment, data, (time.monotonic() - started) * 1000
+            raise AssertionError("not reached")
 
         # The router learns of the pods through its watch: wait until it answers, uncounted.
         self.cp.wait_for(
@@ -510,14 +521,16 @@ class Demo:
                 time.sleep(3600)
 
     def _clean_up(self, running: Running) -> None:
-        for stop in reversed(running.stops[1:]):  # kubelet, scheduler proxy; the control plane last
+        """Stop everything started, newest first, the control plane last; remove the work directory
+        unless the user named it."""
+        for stop in reversed(running.stops):
             with contextlib.suppress(Exception):
                 stop()
         for child in reversed(running.children):
             child.stop(grace=10)
-        if running.stops:
+        if running.stop_control_plane is not None:
             with contextlib.suppress(Exception):
-                running.stops[0]()  # the control plane
+                running.stop_control_plane()
         if self.options.workdir is None:
             shutil.rmtree(running.workdir, ignore_errors=True)
 
@@ -664,10 +677,15 @@ def format_pod(pod: dict[str, Any]) -> str:
     lines.append(f"  placed on {pod['node']} at {pod['ip']}:{pod['port']}")
     decision = pod.get("extender")
     if decision:
-        scores = ", ".join(f"{n} {s}" for n, s in sorted(decision["scores"].items())) or "none"
-        lines.append(f"  extender: passed {', '.join(decision['passed']) or 'none'}; scores {scores}")
+        asked = sorted({*decision["passed"], *decision["refused"]})
+        lines.append(f"  why: kube-scheduler's own filters left {', '.join(asked)}; the extender then")
         for node, reason in sorted(decision["refused"].items()):
-            lines.append(f"            refused {node}: {reason}")
+            lines.append(f"       refused {node}: {reason.removeprefix(node + ': ')}")
+        if decision["scores"]:
+            scores = ", ".join(f"{n} {s}" for n, s in sorted(decision["scores"].items()))
+            lines.append(f"       scored {scores} (its 0-10 rank: GPU bin-packing, then replicas spread)")
+        else:
+            lines.append(f"       kept {', '.join(decision['passed'])}: one node left, nothing to score")
     return "\n".join(lines)
 
 
