@@ -7,6 +7,7 @@ a hash of the exact parts is appended so two different models can never share a 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -25,6 +26,7 @@ def hashed(readable: str, exact: str) -> str:
     return f"{readable[: MAX_LABEL - 9].rstrip('-')}-{suffix}"
 
 
+@functools.lru_cache(maxsize=4096)
 def dns_label(*parts: str) -> str:
     """`inferplane`, `model`, `Iris_v2`, `3` -> `inferplane-model-iris-v2-3-<hash>` (lossy, so hashed)."""
     cleaned = [_clean(part) for part in parts]

@@ -6,6 +6,7 @@ is looking at a Deployment, not at this code.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ class ModelRef:
         return f"{self.name}:{self.version}"
 
 
+@functools.lru_cache(maxsize=4096)  # the same annotation arrives with every replica
 def parse_models(value: str) -> tuple[ModelRef, ...]:
     """`iris:3, resnet:1` -> (iris:3, resnet:1) in the order written."""
     field = annotation_field(keys.MODEL)

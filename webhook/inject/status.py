@@ -9,9 +9,10 @@ thing a pass does with an owned item is set it to the value it would inject anyw
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, fields
 from typing import Any
+
+import orjson
 
 VERSION = 1
 
@@ -29,14 +30,16 @@ class Status:
 
     def to_annotation(self) -> str:
         """Compact JSON with sorted keys: the same pod always gets the same bytes."""
-        values = ((field.name, getattr(self, field.name)) for field in fields(self))
-        body = {_camel(k): list(v) if isinstance(v, tuple) else v for k, v in values if v}
-        return json.dumps({"version": VERSION, **body}, sort_keys=True, separators=(",", ":"))
+        body = {key: getattr(self, name) for name, key in _KEYS if getattr(self, name)}
+        return orjson.dumps({"version": VERSION, **body}, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(word.title() for word in rest)
+
+
+_KEYS = tuple((field.name, _camel(field.name)) for field in fields(Status))
 
 
 def parse_status(text: str | None) -> tuple[Status, list[str]]:
@@ -48,16 +51,16 @@ def parse_status(text: str | None) -> tuple[Status, list[str]]:
     if not text:
         return Status(), []
     try:
-        raw: Any = json.loads(text)
-    except ValueError:
+        raw: Any = orjson.loads(text)
+    except orjson.JSONDecodeError:
         raw = None
     if not isinstance(raw, dict) or raw.get("version") != VERSION:
         return Status(), ["ignored an unreadable ml.example/injected annotation; it is rewritten"]
     values: dict[str, Any] = {}
-    for field in fields(Status):
-        value = raw.get(_camel(field.name))
-        if field.type == "str" and isinstance(value, str):
-            values[field.name] = value
+    for name, key in _KEYS:
+        value = raw.get(key)
+        if isinstance(value, str) and isinstance(getattr(Status, name), str):
+            values[name] = value
         elif isinstance(value, list) and all(isinstance(item, str) for item in value):
-            values[field.name] = tuple(value)
+            values[name] = tuple(value)
     return Status(**values), []
