@@ -11,12 +11,15 @@ import asyncio
 import contextlib
 import logging
 import signal
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from router.proxy import Router
 from router.server import ClientConnection
+
+if TYPE_CHECKING:
+    from router.tls import RotatingCertificate
 
 log = logging.getLogger("inferplane.router")
 
@@ -37,13 +40,7 @@ class Options:
     lease_namespace: str = "default"
     identity: str = ""
     drain_seconds: float = 30.0
-
-
-def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_file, key_file)
-    context.set_alpn_protocols(["http/1.1"])
-    return context
+    tls_poll_seconds: float = 2.0  # how often the certificate files are checked for a rotation
 
 
 class RouterApp:
@@ -56,6 +53,7 @@ class RouterApp:
         self._server: asyncio.base_events.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stoppers: list[Callable[[], None]] = []
+        self.certificate: RotatingCertificate | None = None
 
     async def start(self) -> None:
         options = self.options
@@ -65,16 +63,21 @@ class RouterApp:
             from router.discovery import start_discovery
 
             self._stoppers.append(await start_discovery(self.router, options))
-        context = None
-        if options.tls_cert_file and options.tls_key_file:
-            context = tls_context(options.tls_cert_file, options.tls_key_file)
         loop = asyncio.get_running_loop()
+        if options.tls_cert_file and options.tls_key_file:
+            from router.tls import RotatingCertificate
+
+            self.certificate = RotatingCertificate(options.tls_cert_file, options.tls_key_file,
+                                                   options.tls_poll_seconds)
+            self.certificate.watch(loop)
+            self._stoppers.append(self.certificate.stop)
         self._server = await loop.create_server(
-            self._connection, options.host, options.port, ssl=context, backlog=2048, reuse_address=True
+            self._connection, options.host, options.port,
+            ssl=self.certificate.listening if self.certificate else None, backlog=2048, reuse_address=True,
         )
         self._tasks.append(loop.create_task(self._housekeeping()))
         log.info("router listening", extra={"host": options.host, "port": self.port,
-                                            "tls": context is not None,
+                                            "tls": self.certificate is not None,
                                             "source": options.routes or "kubernetes"})
 
     @property

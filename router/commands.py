@@ -18,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
-    parser.add_argument("--tls-cert-file", metavar="FILE", help="serve HTTPS with this certificate chain")
+    parser.add_argument("--tls-cert-file", metavar="FILE",
+                        help="serve HTTPS with this certificate chain (re-read when the file changes)")
     parser.add_argument("--tls-key-file", metavar="FILE", help="the key of --tls-cert-file")
     parser.add_argument("--routes", metavar="FILE",
                         help="static endpoints from YAML instead of the cluster (reloaded on SIGHUP)")
@@ -39,11 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from inferplane import logs
     from inferplane.errors import UserError
+    from inferplane.serving import check_tls_files
     from router.app import Options
     from router.app import run as run_router
 
-    if bool(args.tls_cert_file) != bool(args.tls_key_file):
-        raise UserError("--tls-cert-file and --tls-key-file go together")
+    check_tls_files(args.tls_cert_file, args.tls_key_file)  # a clear sentence, not a traceback
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port {args.port}: not a port number")
     logs.configure(args.log_level)

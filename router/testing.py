@@ -67,11 +67,22 @@ class Stub(Process):
 
 class Router(Process):
     routes: Path | None = None
+    log_path: Path | None = None
+    scheme = "http"
 
-    def url(self, endpoint: str, deployment: str | None = None) -> str:
-        scheme = "http"
-        base = f"{scheme}://{self.address}/api/v1/endpoint/{endpoint}"
+    def url(self, endpoint: str, deployment: str | None = None, namespace: str | None = None) -> str:
+        scope = f"/namespaces/{namespace}" if namespace else ""
+        base = f"{self.scheme}://{self.address}/api/v1{scope}/endpoint/{endpoint}"
         return f"{base}/deployment/{deployment}/score" if deployment else f"{base}/score"
+
+    def log_lines(self) -> list[dict]:
+        """The router's JSON log lines so far (anything else it printed is skipped)."""
+        assert self.log_path is not None
+        lines = []
+        for line in self.log_path.read_bytes().splitlines():
+            with contextlib.suppress(orjson.JSONDecodeError):
+                lines.append(orjson.loads(line))
+        return lines
 
     def reroute(self, routes: dict) -> None:
         """Rewrite the routes file and have the router re-read it, as an operator would."""
@@ -116,6 +127,9 @@ def start_router(routes: dict, workdir: Path, extra: Sequence[str] = (), host: s
     wait_for_port(host, port, proc=proc)
     router = Router(proc, host, port)
     router.routes = path
+    router.log_path = workdir / f"router-{port}.log"
+    if "--tls-cert-file" in extra:
+        router.scheme = "https"
     return router
 
 

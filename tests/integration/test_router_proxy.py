@@ -252,16 +252,3 @@ def test_a_pod_leaving_mid_request_finishes_it(stubs: dict[str, Stub], tmp_path:
     finally:
         router.stop()
 
-
-def test_tls_termination(stubs: dict[str, Stub], tmp_path: Path, tls) -> None:
-    pair = tls.issue("router")
-    blue = {"backends": [stubs["blue"].address]}
-    table = {"endpoints": {"e": {"auth": "none", "deployments": {"d": blue}}}}
-    router = start_router(table, tmp_path, ["--tls-cert-file", str(pair.cert_file),
-                                            "--tls-key-file", str(pair.key_file)])
-    try:
-        answer = requests.post(f"https://{router.address}/api/v1/endpoint/e/score", data=b"{}",
-                               verify=str(pair.ca_file), timeout=10)
-        assert answer.status_code == 200 and answer.json()["name"] == "blue"
-    finally:
-        router.stop()
