@@ -50,7 +50,7 @@ class Mutation:
 
 def _copy(value: Any) -> Any:
     """A deep copy of parsed JSON/YAML: only maps and lists are mutable there, so nothing else is
-    copied and no memo is kept (aliases were refused when the file was read). Five times faster
+    copied and no memo is kept (aliases were refused when the file was read). 3.5 times faster
     than `copy.deepcopy`, which the webhook would otherwise spend most of a review in."""
     if type(value) is dict:
         return {key: _copy(item) for key, item in value.items()}
