@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from router.leader import DEFAULT_LEASE_PREFIX
 from router.proxy import Router
 from router.server import ClientConnection
 
@@ -38,6 +39,7 @@ class Options:
     kubeconfig: str | None = None
     autoscale: bool = True
     lease_namespace: str = "default"
+    lease_prefix: str = DEFAULT_LEASE_PREFIX  # <prefix>-autoscaler, <prefix>-load-<identity>
     identity: str = ""
     drain_seconds: float = 30.0
     tls_poll_seconds: float = 2.0  # how often the certificate files are checked for a rotation

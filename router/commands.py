@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import socket
+
+from router.leader import DEFAULT_LEASE_PREFIX
+
+# A DNS label: valid at the start of a Lease name and as a label value.
+LEASE_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="never scale Deployments, even those with ml.example/autoscale-max-replicas")
     parser.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE", "default"),
                         help="namespace of the router's Leases (default $POD_NAMESPACE or 'default')")
+    parser.add_argument("--lease-prefix", default=DEFAULT_LEASE_PREFIX,
+                        help="names this release's Leases, <prefix>-autoscaler and <prefix>-load-<identity>: "
+                             "each router release in a namespace needs its own "
+                             f"(default {DEFAULT_LEASE_PREFIX})")
     parser.add_argument("--identity", default=os.environ.get("POD_NAME", socket.gethostname()),
                         help="this replica's name in the Leases (default $POD_NAME or the host name)")
     parser.add_argument("--drain-seconds", type=float, default=30.0,
@@ -45,11 +55,16 @@ def run(args: argparse.Namespace) -> int:
     from router.app import run as run_router
 
     check_tls_files(args.tls_cert_file, args.tls_key_file)  # a clear sentence, not a traceback
+    if not LEASE_PREFIX.fullmatch(args.lease_prefix):
+        raise UserError(f"--lease-prefix {args.lease_prefix!r}: use at most 63 lowercase letters, digits "
+                        "and '-', starting and ending with a letter or digit (it names Leases and is a label "
+                        "value)")
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port {args.port}: not a port number")
     logs.configure(args.log_level)
     return run_router(Options(
         host=args.host, port=args.port, tls_cert_file=args.tls_cert_file, tls_key_file=args.tls_key_file,
         routes=args.routes, namespace=args.namespace, kubeconfig=args.kubeconfig, autoscale=args.autoscale,
-        lease_namespace=args.lease_namespace, identity=args.identity, drain_seconds=args.drain_seconds,
+        lease_namespace=args.lease_namespace, lease_prefix=args.lease_prefix, identity=args.identity,
+        drain_seconds=args.drain_seconds,
     ))

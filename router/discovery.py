@@ -274,9 +274,10 @@ async def start_discovery(router: Any, options: Any) -> Callable[[], None]:
     discovery.start()
     if not options.autoscale:
         return discovery.stop
-    from router.leader import Autoscaler
+    from router.leader import Autoscaler, LeaseNames
 
-    autoscaler = Autoscaler(router, client, options.lease_namespace, options.identity)
+    autoscaler = Autoscaler(router, client, options.lease_namespace, options.identity,
+                            LeaseNames(options.lease_prefix))
     task = asyncio.get_running_loop().create_task(autoscaler.run())
 
     def stop() -> None:

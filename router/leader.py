@@ -27,9 +27,11 @@ from router.settings import PREFIX
 
 log = logging.getLogger("inferplane.router")
 
+# Load Leases carry this label with the lease prefix as its value: the peers of a replica are the
+# replicas of the same release, even when two releases share a namespace.
 LOAD_LABEL = PREFIX + "router-load"
 LOAD_ANNOTATION = PREFIX + "router-load"
-LEADER_LEASE = "inferplane-router-autoscaler"
+DEFAULT_LEASE_PREFIX = "inferplane-router"
 LEASE_SECONDS = 15
 FRESH_SECONDS = 10.0
 HEARTBEAT_SECONDS = 4.0
@@ -64,6 +66,25 @@ def total_load(peers: list[PeerLoad], key: str, now: dt.datetime) -> Load:
     return Load(min(busy, pods) if pods else busy, queued)
 
 
+@dataclass(frozen=True)
+class LeaseNames:
+    """The Leases of one router release: `<prefix>-autoscaler`, and `<prefix>-load-<replica>` each."""
+
+    prefix: str = DEFAULT_LEASE_PREFIX
+
+    @property
+    def leader(self) -> str:
+        return f"{self.prefix}-autoscaler"
+
+    def load(self, identity: str) -> str:
+        return f"{self.prefix}-load-{identity}"[:253]
+
+    @property
+    def selector(self) -> str:
+        """The label selector of this release's load Leases."""
+        return f"{LOAD_LABEL}={self.prefix}"
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -75,12 +96,14 @@ def _stamp(when: dt.datetime) -> str:
 class Autoscaler:
     """Runs in every replica: publish our load; when leading, scale."""
 
-    def __init__(self, router: Any, kube_client: Any, namespace: str, identity: str) -> None:
+    def __init__(self, router: Any, kube_client: Any, namespace: str, identity: str,
+                 names: LeaseNames | None = None) -> None:
         from kubernetes import client as k8s
 
         self.router = router
         self.namespace = namespace
         self.identity = identity
+        self.names = names or LeaseNames()
         api = k8s.ApiClient(kube_client.configuration)
         self.leases = k8s.CoordinationV1Api(api)
         self.apps = k8s.AppsV1Api(api)
@@ -120,7 +143,7 @@ class Autoscaler:
 
         self._reflector = Reflector(
             self._kube_client, f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases",
-            label_selector=LOAD_LABEL, on_replace=replace, on_event=event,
+            label_selector=self.names.selector, on_replace=replace, on_event=event,
         )
         self._reflector.start()
         tick = 0
@@ -161,9 +184,9 @@ class Autoscaler:
         now = _now()
         if payload == self._published[0] and now.timestamp() - self._published[1] < HEARTBEAT_SECONDS:
             return
-        name = f"inferplane-router-load-{self.identity}"[:253]
+        name = self.names.load(self.identity)
         body = {
-            "metadata": {"name": name, "labels": {LOAD_LABEL: "true"},
+            "metadata": {"name": name, "labels": {LOAD_LABEL: self.names.prefix},
                          "annotations": {LOAD_ANNOTATION: payload}},
             "spec": {"holderIdentity": self.identity, "renewTime": _stamp(now),
                      "leaseDurationSeconds": int(FRESH_SECONDS)},
@@ -180,16 +203,17 @@ class Autoscaler:
         from kubernetes.client.rest import ApiException
 
         now = _now()
+        name = self.names.leader
         spec = {"holderIdentity": self.identity, "leaseDurationSeconds": LEASE_SECONDS,
                 "renewTime": _stamp(now), "acquireTime": _stamp(now)}
         try:
-            lease = self.leases.read_namespaced_lease(LEADER_LEASE, self.namespace)
+            lease = self.leases.read_namespaced_lease(name, self.namespace)
         except ApiException as exc:
             if exc.status != 404:
                 raise
             try:
-                self.leases.create_namespaced_lease(self.namespace, {"metadata": {"name": LEADER_LEASE},
-                                                                     "spec": spec})
+                self.leases.create_namespaced_lease(self.namespace,
+                                                    {"metadata": {"name": name}, "spec": spec})
                 return True
             except ApiException as conflict:
                 if conflict.status == 409:
@@ -203,16 +227,16 @@ class Autoscaler:
             return False
         if holder == self.identity and lease.spec.acquire_time is not None:
             spec["acquireTime"] = _stamp(lease.spec.acquire_time)
-        body = {"metadata": {"name": LEADER_LEASE, "resourceVersion": lease.metadata.resource_version},
-                "spec": spec}
+        body = {"metadata": {"name": name, "resourceVersion": lease.metadata.resource_version}, "spec": spec}
         try:
-            self.leases.replace_namespaced_lease(LEADER_LEASE, self.namespace, body)
+            self.leases.replace_namespaced_lease(name, self.namespace, body)
         except ApiException as exc:
             if exc.status == 409:
                 return False  # another replica renewed or took it first
             raise
         if holder != self.identity:
-            log.info("router autoscaler leadership acquired", extra={"identity": self.identity})
+            log.info("router autoscaler leadership acquired",
+                     extra={"identity": self.identity, "lease": name})
         return True
 
     async def _scale(self) -> None:

@@ -381,7 +381,7 @@ def test_router_runs_with_the_chart_certificate_and_rbac(
             )  # fmt: skip
         leases = k8s.CoordinationV1Api(cp.api())
         cp.wait_for(
-            lambda: leases.read_namespaced_lease(f"inferplane-router-load-{identity}", ns),
+            lambda: leases.read_namespaced_lease(f"{FULLNAME}-router-load-{identity}", ns),
             timeout=30, message="the router's load Lease, written with the chart's lease Role",
         )  # fmt: skip
     finally:

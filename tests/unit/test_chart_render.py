@@ -458,6 +458,13 @@ def test_router_limited_to_one_namespace_gets_a_role_there_not_a_cluster_role() 
     assert flag(container(docs, f"{FULLNAME}-router", "router")["args"], "namespace") == "team-a"
 
 
+def test_router_leases_are_named_after_the_release() -> None:
+    args = container(render(), f"{FULLNAME}-router", "router")["args"]
+    assert flag(args, "lease-prefix") == f"{FULLNAME}-router"
+    other = render("--set", "fullnameOverride=models-b")
+    assert flag(container(other, "models-b-router", "router")["args"], "lease-prefix") == "models-b-router"
+
+
 def test_router_without_autoscale_cannot_scale_anything() -> None:
     docs = render("--set", "router.autoscale=false")
     assert "--no-autoscale" in container(docs, f"{FULLNAME}-router", "router")["args"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from router.autoscale import Load
-from router.leader import PeerLoad, parse_load_lease, total_load
+from router.leader import LeaseNames, PeerLoad, parse_load_lease, total_load
 
 NOW = dt.datetime(2024, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 
@@ -30,3 +30,12 @@ def test_a_garbled_lease_is_ignored() -> None:
     assert parse_load_lease(lease("a", "2024-01-01T11:59:59Z", "not json")) is None
     assert parse_load_lease({"metadata": {}, "spec": {}}) is None
     assert isinstance(parse_load_lease(lease("a", "2024-01-01T11:59:59Z", "{}")), PeerLoad)
+
+
+def test_each_release_has_its_own_leases() -> None:
+    a, b = LeaseNames("models-a-router"), LeaseNames("models-b-router")
+    assert (a.leader, b.leader) == ("models-a-router-autoscaler", "models-b-router-autoscaler")
+    assert a.load("router-7c9f") == "models-a-router-load-router-7c9f"
+    # Peers are found by this selector, so release b's replicas never count as release a's.
+    assert a.selector == "ml.example/router-load=models-a-router" != b.selector
+    assert LeaseNames().leader == "inferplane-router-autoscaler"  # what a router run by hand uses
