@@ -6,18 +6,22 @@ Regenerate after an intended change with `pytest tests/golden --update-golden` (
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--update-golden",
-        action="store_true",
-        default=False,
-        help="rewrite tests/golden/cases/*.out.yaml from the current behaviour",
-    )
+    # pytest reads this hook only from conftests it loads at start: here when tests/golden is named on
+    # the command line. A root conftest may register the same option for a bare `pytest --update-golden`.
+    with contextlib.suppress(ValueError):  # already registered by a root conftest
+        parser.addoption(
+            "--update-golden",
+            action="store_true",
+            default=False,
+            help="rewrite tests/golden/cases/*.out.yaml from the current behaviour",
+        )
 
 
 @pytest.fixture
