@@ -36,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import signal
     import sys
 
     from demo.run import Demo, Options, StepFailed
@@ -43,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.requests < 1:
         raise UserError("--requests must be at least 1")
+    # A terminal closed or a `kill` stops the demo the way Ctrl-C does: through the clean-up.
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, _interrupt)
     demo = Demo(Options(requests=args.requests, keep=args.keep, workdir=args.workdir))
     error = None
     try:
@@ -61,3 +65,7 @@ def run(args: argparse.Namespace) -> int:
         }
         args.json_report.write_text(json.dumps(report, indent=2, default=str) + "\n")
     return 0 if ok else 1
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -76,6 +76,9 @@ def test_scores_and_calls_init_once_per_worker(good) -> None:
     inits = good.init_log.read_text().split()
     assert len(inits) == 2 and len(set(inits)) == 2  # two workers, one init() each
     assert {str(pid) for pid in pids} <= set(inits)
+    # Both workers' counts, merged (Prometheus multiprocess mode).
+    metrics = good.session.get(good.url("/metrics")).text
+    assert 'inferplane_scoring_requests_total{code="200"} 40.0' in metrics
 
 
 def test_bad_json_is_400_and_run_raising_is_500_with_the_traceback_logged(good) -> None:
