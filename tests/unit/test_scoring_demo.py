@@ -22,7 +22,7 @@ from demo.podspec import (
     rewrite,
 )
 from demo.report import Answer, binomial_bounds, summarise
-from demo.run import _shares, describe_pod
+from demo.show import describe_pod, shares
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -153,7 +153,7 @@ def test_the_live_remainder_goes_to_the_default_deployment() -> None:
         "iris-green": {"annotations": {"ml.example/traffic": "10"}},
         "iris-shadow": {"annotations": {"ml.example/mirror": "5"}},
     }
-    assert _shares(pods) == ({"iris-blue": 90, "iris-green": 10}, {"iris-shadow": 5})
+    assert shares(pods) == ({"iris-blue": 90, "iris-green": 10}, {"iris-shadow": 5})
 
 
 def test_binomial_bounds() -> None:
