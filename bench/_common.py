@@ -24,6 +24,8 @@ from pathlib import Path
 
 import orjson
 
+from inferplane import logs
+
 WRK_SCRIPT = """
 wrk.method = "POST"
 local file = io.open("%(body_file)s", "rb")
@@ -185,15 +187,7 @@ def json_lines(path: Path, start: int = 0) -> tuple[list[dict], int]:
     """JSON objects on the lines of `path` from byte `start`, and the offset after the last line."""
     data = path.read_bytes()[start:]
     end = data.rfind(b"\n") + 1
-    found = []
-    for line in data[:end].splitlines():
-        try:
-            value = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(value, dict):
-            found.append(value)
-    return found, start + end
+    return logs.read_lines(data[:end]), start + end
 
 
 def table(rows: Iterable[Sequence[str]]) -> str:

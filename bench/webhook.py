@@ -5,7 +5,7 @@
 All on loopback, all stopping by themselves. Three servers run one after the other with identical
 gunicorn settings (1 worker, gthread, TLS, keep-alive, JSON access log):
   mutate   the real `/mutate-pod`: WebhookApp and `webhook.handlers.mutate_pod` on a Pod that
-           names a registered model (the full injection, a patch of several operations);
+           names iris:3 from examples/catalog (the full injection, a patch of several operations);
   no-op    the same app (webhook.server.WebhookApp: routing, checks, metrics) with a handler that
            only parses the review and answers `allowed` for its uid, the least a correct webhook does;
   bare     a minimal WSGI callable giving that same answer: what our HTTP shell costs.
@@ -50,34 +50,9 @@ from _common import (  # noqa: E402
     wrk,
 )
 
-CATALOG = """\
-apiVersion: ml.example/v1alpha1
-kind: InstanceType
-metadata: {name: cpu-small}
-spec:
-  nodeSelector: {pool: cpu}
-  resources:
-    requests: {cpu: 500m, memory: 1Gi}
-    limits: {cpu: "1", memory: 2Gi}
-  tolerations:
-    - {key: dedicated, operator: Equal, value: ml, effect: NoSchedule}
----
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: iris-3
-  namespace: team-a
-  labels: {ml.example/model-name: iris, ml.example/model-version: "3"}
-data:
-  model.yaml: |
-    storage:
-      pvc: {claimName: models, subPath: iris/3}
-    files:
-      - {path: outputs/model.json, containerPath: model.json}
-    code:
-      - {path: src/code.tar.gz, containerPath: ., unpack: tar}
-    entryScript: score.py
-"""
+# The example InstanceTypes and registrations a user starts from; the review names iris:3 (a PVC
+# source, a checksummed model file, code unpacked from a tarball) on cpu-small.
+CATALOG = ROOT / "examples" / "catalog"
 
 
 def pod_review() -> dict[str, Any]:
@@ -87,7 +62,7 @@ def pod_review() -> dict[str, Any]:
         "kind": "Pod",
         "metadata": {
             "generateName": "iris-7d9f8c-",
-            "namespace": "team-a",
+            "namespace": "default",
             "labels": {"app": "iris", "pod-template-hash": "7d9f8c"},
             "annotations": {"ml.example/model": "iris:3", "ml.example/instance-type": "cpu-small"},
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "iris-7d9f8c",
@@ -113,7 +88,7 @@ def pod_review() -> dict[str, Any]:
         "kind": "AdmissionReview",
         "request": {
             "uid": "2b7c5e0a-1111-4a2b-9c3d-000000000042", "kind": kind, "resource": resource,
-            "requestKind": kind, "requestResource": resource, "namespace": "team-a", "operation": "CREATE",
+            "requestKind": kind, "requestResource": resource, "namespace": "default", "operation": "CREATE",
             "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller",
                          "groups": ["system:serviceaccounts", "system:authenticated"]},
             "object": pod, "oldObject": None, "dryRun": False,
@@ -195,7 +170,7 @@ def measure(variant: str, args: argparse.Namespace, workdir: Path, cert: Path, k
     port = free_port()
     stdout = workdir / f"{variant}.access.log"
     argv = [sys.executable, __file__, "--serve", variant, "--port", str(port), "--cert", str(cert),
-            "--key", str(key), "--catalog", str(workdir / "catalog"), "--threads", str(args.threads),
+            "--key", str(key), "--catalog", str(CATALOG), "--threads", str(args.threads),
             "--workers", str(args.workers)]  # fmt: skip
     with stdout.open("wb") as out, (workdir / f"{variant}.error.log").open("wb") as err:
         server = subprocess.Popen(argv, stdout=out, stderr=err)
@@ -288,8 +263,6 @@ def main() -> None:
     require("curl", "apt-get install curl")
     with tempfile.TemporaryDirectory(prefix="bench-webhook-") as tmp:
         workdir = Path(tmp)
-        (workdir / "catalog").mkdir()
-        (workdir / "catalog" / "catalog.yaml").write_text(CATALOG)
         body_file = workdir / "review.json"
         body_file.write_bytes(orjson.dumps(pod_review()))
         cert, key = self_signed(workdir)

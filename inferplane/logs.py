@@ -81,3 +81,17 @@ def configure(level: str = "info", stream: TextIO | None = None) -> None:
     handler._inferplane = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
+
+
+def read_lines(data: bytes | str) -> list[dict[str, Any]]:
+    """Log output back as dicts, one per JSON-object line (other lines are skipped): for the tests
+    and benchmarks that check what a server logged."""
+    found = []
+    for line in data.splitlines():
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            found.append(value)
+    return found

@@ -33,13 +33,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from inferplane import logs
 
 STARTUP_TIMEOUT = 20.0
 LOOPBACK = "127.0.0.1"
@@ -220,15 +221,7 @@ class ServerProcess:
 
     def log_lines(self) -> list[dict[str, Any]]:
         """Every JSON log line so far (stdout and stderr); non-JSON lines are skipped."""
-        lines = []
-        for line in self.output().splitlines():
-            try:
-                value = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(value, dict):
-                lines.append(value)
-        return lines
+        return logs.read_lines(self.output())
 
     def wait_for_log(
         self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0

@@ -77,6 +77,12 @@ class FakeApiserver:
         self._server.shutdown()
         self._server.server_close()
 
+    def __enter__(self) -> FakeApiserver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def put(
         self, name: str, path: str = PATH, *, metadata: dict[str, Any] | None = None, **fields: Any
     ) -> dict[str, Any]:
@@ -227,9 +233,8 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
 
 @pytest.fixture
 def apiserver() -> Iterator[FakeApiserver]:
-    fake = FakeApiserver().start()
-    yield fake
-    fake.close()
+    with FakeApiserver() as fake:
+        yield fake
 
 
 @pytest.fixture

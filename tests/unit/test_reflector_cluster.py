@@ -13,6 +13,13 @@ from inferplane.errors import Denied
 from webhook.catalog import Catalog
 from webhook.cluster import CONFIGMAPS_PATH, CRD_MISSING, INSTANCE_TYPES_PATH, ClusterFeed
 
+
+@pytest.fixture
+def apiserver() -> Iterator[FakeApiserver]:
+    with FakeApiserver() as fake:
+        yield fake
+
+
 REGISTRATION_LABELS = {"ml.example/model-name": "iris", "ml.example/model-version": "3"}
 MANIFEST = "storage:\n  pvc: {claimName: models}\nfiles:\n  - {path: model.json, containerPath: model.json}\n"
 
@@ -32,13 +39,6 @@ def registration(fake: FakeApiserver, name: str = "iris-3") -> dict:
         name, CONFIGMAPS_PATH, metadata={"namespace": "team-a", "labels": REGISTRATION_LABELS},
         data={"model.yaml": MANIFEST},
     )  # fmt: skip
-
-
-@pytest.fixture
-def apiserver() -> Iterator[FakeApiserver]:
-    fake = FakeApiserver().start()
-    yield fake
-    fake.close()
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import yaml
 from test_reflector import FakeApiserver
@@ -11,10 +13,9 @@ from inferplane.errors import UserError
 
 
 @pytest.fixture
-def apiserver():
-    fake = FakeApiserver().start()
-    yield fake
-    fake.close()
+def apiserver() -> Iterator[FakeApiserver]:
+    with FakeApiserver() as fake:
+        yield fake
 
 
 def write_kubeconfig(path, server: str, token: str) -> str:
