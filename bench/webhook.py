@@ -228,7 +228,8 @@ def report(results: dict[str, Figures], args: argparse.Namespace) -> str:
         f"{mutate.cpu_ms_per_review / noop.cpu_ms_per_review:.2f}, server p50 x"
         f"{mutate.server_p50_ms / noop.server_p50_ms:.2f}, "
         f"p99 x{mutate.server_p99_ms / noop.server_p99_ms:.2f}",
-        f"targets: one worker >= 1,000 reviews/s: {mutate.peak_rate:,.0f}; p99 <= 5 ms at {args.rate:g}/s: "
+        f"targets: one worker >= 1,000 reviews/s: {mutate.peak_rate:,.0f} with {args.workers}; "
+        f"p99 <= 5 ms at {args.rate:g}/s: "
         f"server {mutate.server_p99_ms:.2f} ms, client {mutate.client_p99_ms:.2f} ms",
     ]
     if "bare" in results:

@@ -1,15 +1,17 @@
 """Prometheus metrics that stay correct under gunicorn, with one worker or several.
 
-Decision (measured on the 2-core dev box, prometheus_client 0.26, see bench/webhook.py for the
-server side): one worker with threads is the default and keeps every metric in process memory, plus
-the process_* / python_* collectors. Updating a request's four series costs 3.4 µs in memory and
-6.5 µs in multiprocess mode (mmap files under one global lock), both noise beside the ~0.5 ms a
-request spends in gunicorn and TLS; the reasons for one worker are elsewhere: every worker runs its
-own list+watch caches (N times the apiserver watches and memory: it matters for the extender's 150,000
-pods), and multiprocess mode needs a writable directory and loses the process collectors.
-More workers are still allowed (`--workers N`, a pod with several cores): then the master turns on
-prometheus_client's multiprocess mode before forking, `/metrics` merges the per-process files, and
-`child_exit` drops a dead worker's live gauges.
+Decision: one worker with threads is the default, every metric in process memory plus the
+process_* / python_* collectors. Measured on the 2-core dev box (prometheus_client 0.26): updating a
+request's four series costs 3.4 µs in memory and 6.5 µs in multiprocess mode (mmap files under one
+global lock), noise beside the ~0.4 ms of CPU a review spends in gunicorn and TLS; bench/webhook.py
+showed the same CPU per review with 1 and 2 workers. So the reasons are elsewhere: every worker runs
+its own list+watch caches (N times the apiserver watches and the memory, which matters for the
+extender's 150,000 pods), and multiprocess mode needs a writable directory and loses the process
+collectors. Replicas, not workers, are how the webhook scales.
+More workers are still allowed (`--workers N` for a pod with several cores; 2 workers gave 1,877
+reviews/s against 1,140 for one on 2 cores): the master then turns on prometheus_client's
+multiprocess mode before forking, `/metrics` merges the per-process files, and `child_exit` drops a
+dead worker's live gauges.
 """
 
 from __future__ import annotations
