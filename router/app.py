@@ -35,7 +35,7 @@ class Options:
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     routes: str | None = None
-    namespace: str | None = None
+    namespaces: tuple[str, ...] = ()  # watched namespaces; none: every namespace
     kubeconfig: str | None = None
     autoscale: bool = True
     lease_namespace: str = "default"

@@ -9,8 +9,8 @@ import socket
 
 from router.leader import DEFAULT_LEASE_PREFIX
 
-# A DNS label: valid at the start of a Lease name and as a label value.
-LEASE_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+# A DNS label: what a namespace name is, and what is valid at the start of a Lease name and as a label value.
+NAMESPACE = LEASE_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tls-key-file", metavar="FILE", help="the key of --tls-cert-file")
     parser.add_argument("--routes", metavar="FILE",
                         help="static endpoints from YAML instead of the cluster (reloaded on SIGHUP)")
-    parser.add_argument("--namespace", metavar="NS", help="only discover pods in this namespace")
+    parser.add_argument("--namespace", metavar="NS", dest="namespaces", action="append", default=[],
+                        help="serve the endpoints of this namespace; repeat for several (default: every "
+                             "namespace). URLs name one with /api/v1/namespaces/<ns>/endpoint/<e>/score")
     parser.add_argument("--kubeconfig", metavar="FILE", help="cluster to watch (default: in-cluster)")
     parser.add_argument("--no-autoscale", dest="autoscale", action="store_false",
                         help="never scale Deployments, even those with ml.example/autoscale-max-replicas")
@@ -59,12 +61,18 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--lease-prefix {args.lease_prefix!r}: use at most 63 lowercase letters, digits "
                         "and '-', starting and ending with a letter or digit (it names Leases and is a label "
                         "value)")
+    for namespace in args.namespaces:
+        if not NAMESPACE.fullmatch(namespace):
+            raise UserError(f"--namespace {namespace!r}: not a namespace name "
+                            "(at most 63 lowercase letters, digits and '-')")
+    if args.namespaces and args.routes:
+        raise UserError("--namespace is for the cluster; a --routes file names each endpoint's namespace")
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port {args.port}: not a port number")
     logs.configure(args.log_level)
     return run_router(Options(
         host=args.host, port=args.port, tls_cert_file=args.tls_cert_file, tls_key_file=args.tls_key_file,
-        routes=args.routes, namespace=args.namespace, kubeconfig=args.kubeconfig, autoscale=args.autoscale,
-        lease_namespace=args.lease_namespace, lease_prefix=args.lease_prefix, identity=args.identity,
-        drain_seconds=args.drain_seconds,
+        routes=args.routes, namespaces=tuple(dict.fromkeys(args.namespaces)), kubeconfig=args.kubeconfig,
+        autoscale=args.autoscale, lease_namespace=args.lease_namespace, lease_prefix=args.lease_prefix,
+        identity=args.identity, drain_seconds=args.drain_seconds,
     ))

@@ -17,8 +17,12 @@ Rules:
   as its first pod exists. A bad annotation is logged and that deployment runs on the defaults.
 - "First deployment" (the default when none is marked) is the Deployment created first; its
   creation time is read once per Deployment; until known, the oldest pod stands in.
+- An endpoint is per namespace: pods labelled `iris` in namespaces `a` and `b` make two endpoints,
+  each with its own split and keys (how a request tells them apart: `router.table`).
 - Keys: Secret `<endpoint>-keys`, or any Secret labelled `ml.example/endpoint-keys: <endpoint>`, in
-  a namespace where the endpoint has pods; data keys `primary` and `secondary`.
+  the endpoint's namespace; data keys `primary` and `secondary`.
+- Watched: every namespace, or those given; one pair of watches (pods, Secrets) per namespace given,
+  so the router needs rights in those namespaces only.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import asyncio
 import base64
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from inferplane.errors import UserError
@@ -99,15 +103,13 @@ def secret_keys(secret: Obj) -> tuple[str, ...]:
     return tuple(k for k in keys if k)
 
 
-def keys_for(endpoint: str, namespaces: Iterable[str], secrets: Iterable[Obj]) -> tuple[str, ...]:
-    wanted = set(namespaces)
+def keys_for(endpoint: str, namespace: str, secrets: Iterable[Obj]) -> tuple[str, ...]:
     found = {}
     for secret in secrets:
         meta = _meta(secret)
-        namespace = meta.get("namespace", "")
         labelled = (meta.get("labels") or {}).get(ENDPOINT_KEYS) == endpoint
-        if namespace in wanted and (labelled or meta.get("name") == f"{endpoint}-keys"):
-            found[(namespace, not labelled)] = secret_keys(secret)  # a labelled one wins over the name
+        if meta.get("namespace", "") == namespace and (labelled or meta.get("name") == f"{endpoint}-keys"):
+            found[not labelled] = secret_keys(secret)  # a labelled one wins over the name
     return found[min(found)] if found else ()
 
 
@@ -115,18 +117,19 @@ def build_table(
     pods: Iterable[Obj], secrets: Iterable[Obj], created: Mapping[tuple[str, str], str] | None = None
 ) -> RouteTable:
     created = created or {}
-    groups: dict[str, dict[tuple[str, str], list[Obj]]] = {}
+    groups: dict[tuple[str, str], dict[str, list[Obj]]] = {}
     for pod in pods:
         meta = _meta(pod)
         endpoint = (meta.get("labels") or {}).get(ENDPOINT) or (meta.get("annotations") or {}).get(ENDPOINT)
         name = deployment_of(pod)
         if endpoint and name:
-            groups.setdefault(str(endpoint), {}).setdefault((meta.get("namespace", ""), name), []).append(pod)
-    endpoints: dict[str, Endpoint] = {}
-    for endpoint, by_deployment in groups.items():
+            key = (str(meta.get("namespace", "")), str(endpoint))
+            groups.setdefault(key, {}).setdefault(name, []).append(pod)
+    endpoints: list[Endpoint] = []
+    for (namespace, endpoint), by_deployment in groups.items():
         deployments: list[tuple[str, str, Deployment]] = []
         auths: set[str] = set()
-        for (namespace, name), members in by_deployment.items():
+        for name, members in by_deployment.items():
             members.sort(key=lambda p: _meta(p).get("creationTimestamp", ""))
             newest = _meta(members[-1]).get("annotations") or {}
             try:
@@ -146,10 +149,9 @@ def build_table(
         deployments.sort(key=lambda entry: entry[:2])
         # Key auth unless every deployment says none: a half-open endpoint is a closed one.
         auth = "none" if auths == {"none"} else AUTH_KEY
-        namespaces = sorted({d.namespace for _, _, d in deployments})
-        endpoints[endpoint] = make_endpoint(endpoint, [d for _, _, d in deployments], auth,
-                                            keys_for(endpoint, namespaces, secrets))
-    return RouteTable(endpoints)
+        endpoints.append(make_endpoint(endpoint, [d for _, _, d in deployments], auth,
+                                       keys_for(endpoint, namespace, secrets), namespace))
+    return RouteTable.of(endpoints)
 
 
 class _Store:
@@ -186,27 +188,30 @@ class Discovery:
     """Feeds a router's table from the cluster; `stop()` ends the watches."""
 
     def __init__(self, client: Any, apply: Callable[[RouteTable], None], on_synced: Callable[[], None],
-                 namespace: str | None = None) -> None:
+                 namespaces: Sequence[str] = ()) -> None:
+        """Watch `namespaces`, or every namespace when there are none."""
         from inferplane.reflector import Reflector
 
         self._client = client
         self._apply = apply
         self._on_synced = on_synced
         self._loop = asyncio.get_running_loop()
-        self.pods = _Store()
-        self.secrets = _Store(_is_keys_secret)
         self.created: dict[tuple[str, str], str] = {}
         self._asked: set[tuple[str, str]] = set()
         self._pending = False
         self._was_synced = False
-        scope = f"/api/v1/namespaces/{namespace}" if namespace else "/api/v1"
-        pods, secrets = self.pods, self.secrets
-        self._reflectors = [
-            Reflector(client, f"{scope}/pods", label_selector=ENDPOINT,
-                      on_replace=self._bridge(pods.replace), on_event=self._bridge(pods.event)),
-            Reflector(client, f"{scope}/secrets",
-                      on_replace=self._bridge(secrets.replace), on_event=self._bridge(secrets.event)),
-        ]
+        scopes = [f"/api/v1/namespaces/{namespace}" for namespace in namespaces] or ["/api/v1"]
+        # One store per watch: a relist of one namespace replaces that namespace's objects only.
+        self._pods = [_Store() for _ in scopes]
+        self._secrets = [_Store(_is_keys_secret) for _ in scopes]
+        self._reflectors = []
+        for scope, pods, secrets in zip(scopes, self._pods, self._secrets, strict=True):
+            self._reflectors += [
+                Reflector(client, f"{scope}/pods", label_selector=ENDPOINT,
+                          on_replace=self._bridge(pods.replace), on_event=self._bridge(pods.event)),
+                Reflector(client, f"{scope}/secrets",
+                          on_replace=self._bridge(secrets.replace), on_event=self._bridge(secrets.event)),
+            ]
 
     def _bridge(self, change: Callable[..., None]) -> Callable[..., None]:
         def from_reflector_thread(*args: Any) -> None:
@@ -221,9 +226,10 @@ class Discovery:
 
     def _rebuild(self) -> None:
         self._pending = False
-        if not (self.pods.synced and self.secrets.synced):
-            return
-        table = build_table(self.pods.objects.values(), self.secrets.objects.values(), self.created)
+        if not all(store.synced for store in (*self._pods, *self._secrets)):
+            return  # the first table is whole: every namespace listed
+        table = build_table([o for store in self._pods for o in store.objects.values()],
+                            [o for store in self._secrets for o in store.objects.values()], self.created)
         self._apply(table)
         self._ask_creation_times(table)
         if not self._was_synced:
@@ -270,7 +276,7 @@ async def start_discovery(router: Any, options: Any) -> Callable[[], None]:
         router.ready = True
         log.info("routes synced from the cluster", extra={"endpoints": sorted(router.table.endpoints)})
 
-    discovery = Discovery(client, router.apply, synced, options.namespace)
+    discovery = Discovery(client, router.apply, synced, options.namespaces)
     discovery.start()
     if not options.autoscale:
         return discovery.stop

@@ -77,28 +77,28 @@ class RouterMetrics:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "inferplane_router_requests", "Scoring requests answered, by status code",
-            ["endpoint", "deployment", "code"], registry=self.registry)
+            ["endpoint", "namespace", "deployment", "code"], registry=self.registry)
         self.latency = Histogram(
             "inferplane_router_request_duration_seconds", "Time from request head to the end of the answer",
-            ["endpoint", "deployment"], buckets=LATENCY_BUCKETS, registry=self.registry)
+            ["endpoint", "namespace", "deployment"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.mirrored = Counter(
             "inferplane_router_mirror_requests", "Mirror copies, by outcome (answered, failed, skipped)",
-            ["endpoint", "deployment", "outcome"], registry=self.registry)
+            ["endpoint", "namespace", "deployment", "outcome"], registry=self.registry)
         self.registry.register(_LoadCollector(read_load))
-        self._counters: dict[tuple[str, str, int], Counter] = {}
-        self._histograms: dict[tuple[str, str], Histogram] = {}
+        self._counters: dict[tuple[str, str, str, int], Counter] = {}
+        self._histograms: dict[tuple[str, str, str], Histogram] = {}
 
-    def observe(self, endpoint: str, deployment: str, code: int, seconds: float) -> None:
+    def observe(self, endpoint: str, namespace: str, deployment: str, code: int, seconds: float) -> None:
         """Count one answer; label children are cached because `labels()` is the costly part."""
-        key = (endpoint, deployment, code)
+        key = (endpoint, namespace, deployment, code)
         counter = self._counters.get(key)
         if counter is None:
-            counter = self._counters[key] = self.requests.labels(endpoint, deployment, str(code))
+            counter = self._counters[key] = self.requests.labels(endpoint, namespace, deployment, str(code))
         counter.inc()
-        hkey = (endpoint, deployment)
+        hkey = (endpoint, namespace, deployment)
         histogram = self._histograms.get(hkey)
         if histogram is None:
-            histogram = self._histograms[hkey] = self.latency.labels(endpoint, deployment)
+            histogram = self._histograms[hkey] = self.latency.labels(endpoint, namespace, deployment)
         histogram.observe(seconds)
 
     def render(self) -> bytes:

@@ -2,9 +2,15 @@
 
 Decisions (split, mirror draws, auth) are pure functions in `table` and `auth`; this module only
 orders them and turns each failure into a status code and a sentence: 404 for an unknown endpoint or
-deployment (naming what exists), 401 for a key problem (naming the header), 503 when no pod frees up
-within the queue wait, 504 when the pod does not answer in time, 502 when it cannot be reached or
-breaks off.
+deployment (naming what exists), 409 for an endpoint name that several namespaces define when the
+request names none (naming them and how to choose), 401 for a key problem (naming the header), 503
+when no pod frees up within the queue wait, 504 when the pod does not answer in time, 502 when it
+cannot be reached or breaks off.
+
+Which namespace: `/api/v1/namespaces/<ns>/endpoint/<e>/...` or the header `x-ml-namespace: <ns>`;
+neither, and the endpoint name must be defined in one namespace only. The plain Azure-style URL thus
+keeps working for everyone whose endpoint names are unique, and a second namespace that reuses a name
+makes the plain URL refuse rather than silently pick one.
 """
 
 from __future__ import annotations
@@ -29,13 +35,16 @@ from router.wire import HOP_BY_HOP, Headers, head
 log = logging.getLogger("inferplane.router")
 
 PIN_HEADERS = (b"azureml-model-deployment", b"x-ml-deployment")
+NAMESPACE_HEADER = b"x-ml-namespace"
 # Never passed to the model: the endpoint key is the router's business, the pin headers are ours.
-NOT_FORWARDED = HOP_BY_HOP | {b"host", b"authorization", *PIN_HEADERS}
+NOT_FORWARDED = HOP_BY_HOP | {b"host", b"authorization", NAMESPACE_HEADER, *PIN_HEADERS}
 NOT_RETURNED = HOP_BY_HOP
 SCORE_PREFIX = b"/api/v1/endpoint/"
+NAMESPACED_PREFIX = b"/api/v1/namespaces/"
 ROUTES_HELP = (
     "routes: POST /api/v1/endpoint/<endpoint>/score, "
-    "POST /api/v1/endpoint/<endpoint>/deployment/<deployment>/score, GET /healthz, /readyz, /metrics"
+    "POST /api/v1/endpoint/<endpoint>/deployment/<deployment>/score (either under "
+    "/api/v1/namespaces/<namespace>/ too), GET /healthz, /readyz, /metrics"
 )
 
 
@@ -65,13 +74,13 @@ class Router:
     # -- the table -----------------------------------------------------------------------------------
     def apply(self, table: RouteTable) -> None:
         """Swap in a new table; pools keep their in-flight counts, departed pods finish their work."""
-        known = {(e.name, p) for e in self.table.endpoints.values() for p in e.problems}
+        known = {(e.key, p) for e in self.table.endpoints.values() for p in e.problems}
         self.table = table
         owner: dict[str, Deployment] = {}
         for endpoint in table.endpoints.values():
             for problem in endpoint.problems:
-                if (endpoint.name, problem) not in known:  # said once, not on every watch event
-                    log.warning("endpoint problem", extra={"endpoint": endpoint.name, "problem": problem})
+                if (endpoint.key, problem) not in known:  # said once, not on every watch event
+                    log.warning("endpoint problem", extra={"endpoint": endpoint.key, "problem": problem})
             for deployment in endpoint.deployments:
                 owner[deployment.key] = deployment
                 pool = self.pools.get(deployment.key)
@@ -97,14 +106,19 @@ class Router:
     # -- HTTP entry ------------------------------------------------------------------------------------
     async def handle(self, request: Request, client: ClientConnection) -> None:
         path, _, query = request.url.partition(b"?")
+        namespace: bytes | None = None
+        if path.startswith(NAMESPACED_PREFIX):
+            namespace, _, rest = path[len(NAMESPACED_PREFIX):].partition(b"/")
+            if namespace and rest.startswith(b"endpoint/"):
+                path = b"/api/v1/" + rest
         if path.startswith(SCORE_PREFIX):
             parts = path[len(SCORE_PREFIX):].split(b"/")
             if len(parts) == 2 and parts[1] == b"score":
-                await self.score(request, client, parts[0].decode(errors="replace"), None, query)
+                await self.score(request, client, parts[0].decode(errors="replace"), None, query, namespace)
                 return
             if len(parts) == 4 and parts[1] == b"deployment" and parts[3] == b"score":
                 await self.score(request, client, parts[0].decode(errors="replace"),
-                                 parts[2].decode(errors="replace"), query)
+                                 parts[2].decode(errors="replace"), query, namespace)
                 return
         elif path == b"/healthz":
             client.respond(200, b'{"status":"ok"}')
@@ -121,12 +135,19 @@ class Router:
         client.respond(404, _error(404, f"no route for {path.decode(errors='replace')}; {ROUTES_HELP}"))
 
     async def score(self, request: Request, client: ClientConnection, endpoint_name: str,
-                    pinned: str | None, query: bytes) -> None:
+                    pinned: str | None, query: bytes, in_path: bytes | None = None) -> None:
         started = time.monotonic()
-        endpoint = self.table.endpoints.get(endpoint_name)
+        named = request.header(NAMESPACE_HEADER)
+        if in_path is not None and named is not None and named.strip() != in_path:
+            client.respond(400, _error(400, f"the path names namespace '{in_path.decode(errors='replace')}' "
+                                            f"but the header '{NAMESPACE_HEADER.decode()}' names "
+                                            f"'{named.strip().decode(errors='replace')}'; give one"))
+            return
+        raw = in_path if in_path is not None else named
+        namespace = raw.strip().decode(errors="replace") if raw is not None else None
+        endpoint, namespaces = self.table.find(endpoint_name, namespace)
         if endpoint is None:
-            client.respond(404, _error(404, f"endpoint '{endpoint_name}' not found; endpoints: "
-                                            f"{_names(list(self.table.endpoints))}"))
+            self._not_found(client, endpoint_name, namespace, namespaces)
             return
         if request.method not in (b"POST", b"GET"):
             client.respond(405, _error(405, "scoring takes POST (or GET)"),
@@ -136,7 +157,8 @@ class Router:
         if failure is not None:
             client.respond(failure.status, _error(failure.status, failure.message),
                            headers=[(b"www-authenticate", b"Bearer")] if failure.status == 401 else None)
-            self.metrics.observe(endpoint.name, "", failure.status, time.monotonic() - started)
+            self.metrics.observe(endpoint.name, endpoint.namespace, "", failure.status,
+                                 time.monotonic() - started)
             return
         if pinned is None:
             for name in PIN_HEADERS:
@@ -162,7 +184,23 @@ class Router:
         for target in mirrors:
             self._spawn_mirror(endpoint, target, request, query)
         status = await self.forward(endpoint, deployment, request, client, query)
-        self.metrics.observe(endpoint.name, deployment.name, status, time.monotonic() - started)
+        self.metrics.observe(endpoint.name, endpoint.namespace, deployment.name, status,
+                             time.monotonic() - started)
+
+    def _not_found(self, client: ClientConnection, name: str, namespace: str | None,
+                   namespaces: tuple[str, ...]) -> None:
+        if namespace is None and namespaces:
+            listed = ", ".join(namespaces)
+            client.respond(409, _error(409, (
+                f"endpoint '{name}' is defined in several namespaces ({listed}); name one with "
+                f"POST /api/v1/namespaces/<namespace>/endpoint/{name}/score or the header "
+                f"'{NAMESPACE_HEADER.decode()}: <namespace>'")))
+        elif namespaces:
+            client.respond(404, _error(404, f"endpoint '{name}' not found in namespace '{namespace}'; "
+                                            f"it is defined in: {', '.join(namespaces)}"))
+        else:
+            client.respond(404, _error(404, f"endpoint '{name}' not found; endpoints (namespace/name): "
+                                            f"{_names(list(self.table.endpoints))}"))
 
     # -- one live exchange -------------------------------------------------------------------------------
     async def forward(self, endpoint: Endpoint, deployment: Deployment, request: Request,
@@ -297,12 +335,12 @@ class Router:
         try:
             await request.body.wait_complete()
         except asyncio.CancelledError:
-            self.metrics.mirrored.labels(endpoint.name, target.name, "skipped").inc()
+            self.metrics.mirrored.labels(endpoint.name, endpoint.namespace, target.name, "skipped").inc()
             return
         body = request.body.replay()
         pool = self.pools.get(target.key)
         if body is None or pool is None:
-            self.metrics.mirrored.labels(endpoint.name, target.name, "skipped").inc()
+            self.metrics.mirrored.labels(endpoint.name, endpoint.namespace, target.name, "skipped").inc()
             return
         slot: PodSlot | None = None
         conn: UpstreamConnection | None = None
@@ -329,7 +367,7 @@ class Router:
                 pool.release(slot)
             if conn is not None:
                 self.upstreams.put(conn)
-            self.metrics.mirrored.labels(endpoint.name, target.name, outcome).inc()
+            self.metrics.mirrored.labels(endpoint.name, endpoint.namespace, target.name, outcome).inc()
 
     async def close(self) -> None:
         for task in list(self._mirrors):

@@ -4,12 +4,18 @@ A table is an immutable value rebuilt whenever discovery (or a routes file) chan
 one reference, so a request sees one consistent table from start to end and no locks are needed. The
 split is precomputed into cumulative thresholds, so choosing a deployment is one pass over at most a
 few entries with a random number the caller supplies (which keeps the choice testable).
+
+An endpoint belongs to one namespace, as an Azure endpoint belongs to one workspace: the pods of
+namespace `a` labelled `iris` and those of namespace `b` labelled `iris` are two endpoints, each
+with its own split and keys. A request that names only `iris` reaches it while one namespace
+defines it; once two do, `find` reports both and the caller must name the namespace.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from router.settings import AUTH_KEY, DeploymentSettings
 
@@ -47,6 +53,7 @@ class Endpoint:
     deployments: tuple[Deployment, ...]
     auth: str = AUTH_KEY
     keys: tuple[str, ...] = ()
+    namespace: str = "default"
     # Derived by `make_endpoint`: cumulative live split over [0, 100), mirror draws, the default.
     default: str = ""
     split: tuple[tuple[float, str], ...] = ()
@@ -54,30 +61,60 @@ class Endpoint:
     problems: tuple[str, ...] = ()
     by_name: Mapping[str, Deployment] = field(default_factory=dict, compare=False, repr=False)
 
+    @property
+    def key(self) -> str:
+        """`namespace/name`: unique across the table."""
+        return f"{self.namespace}/{self.name}"
+
 
 @dataclass(frozen=True)
 class RouteTable:
-    endpoints: Mapping[str, Endpoint] = field(default_factory=dict)
+    endpoints: Mapping[str, Endpoint] = field(default_factory=dict)  # by `namespace/name`
+
+    @classmethod
+    def of(cls, endpoints: Iterable[Endpoint]) -> RouteTable:
+        return cls({e.key: e for e in endpoints})
 
     def deployments(self) -> Iterable[Deployment]:
         for endpoint in self.endpoints.values():
             yield from endpoint.deployments
 
+    @cached_property
+    def named(self) -> Mapping[str, tuple[Endpoint, ...]]:
+        """Endpoints by name alone, in namespace order (usually one each)."""
+        index: dict[str, list[Endpoint]] = {}
+        for endpoint in sorted(self.endpoints.values(), key=lambda e: e.namespace):
+            index.setdefault(endpoint.name, []).append(endpoint)
+        return {name: tuple(found) for name, found in index.items()}
+
+    def find(self, name: str, namespace: str | None = None) -> tuple[Endpoint | None, tuple[str, ...]]:
+        """The endpoint a request names, and every namespace that defines an endpoint of that name.
+
+        Without a namespace the name must be unique: (None, (a, b)) means it is ambiguous,
+        (None, ()) that no namespace defines it. With one, (None, (...)) means not there.
+        """
+        found = self.named.get(name, ())
+        namespaces = tuple(e.namespace for e in found)
+        if namespace is None:
+            return (found[0] if len(found) == 1 else None), namespaces
+        return next((e for e in found if e.namespace == namespace), None), namespaces
+
 
 def make_endpoint(
-    name: str, deployments: Iterable[Deployment], auth: str = AUTH_KEY, keys: Iterable[str] = ()
+    name: str, deployments: Iterable[Deployment], auth: str = AUTH_KEY, keys: Iterable[str] = (),
+    namespace: str = "default",
 ) -> Endpoint:
-    """Build an endpoint and its split from deployments given in creation order.
+    """Build an endpoint and its split from deployments given in creation order (all in `namespace`).
 
     The rule is azureml-fe's (v1 controlled rollout): each deployment gets its `traffic` percent and
     whatever is left of 100 goes to the default deployment, which is the one marked default or else
     the first. A total over 100 cannot be honoured as written, so it is scaled down proportionally and
     reported as a problem rather than refused: refusing would take the whole endpoint down.
     """
-    ordered = tuple(replace(d, endpoint=name) for d in deployments)
+    ordered = tuple(replace(d, endpoint=name, namespace=namespace) for d in deployments)
     problems: list[str] = []
     if not ordered:
-        return Endpoint(name, (), auth, tuple(keys), problems=("no deployments",))
+        return Endpoint(name, (), auth, tuple(keys), namespace, problems=("no deployments",))
     marked = [d.name for d in ordered if d.settings.is_default]
     default = marked[0] if marked else ordered[0].name
     if len(marked) > 1:
@@ -101,6 +138,7 @@ def make_endpoint(
         deployments=ordered,
         auth=auth,
         keys=tuple(k for k in keys if k),
+        namespace=namespace,
         default=default,
         split=tuple(split),
         mirrors=mirrors,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import math
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,14 +26,14 @@ pytestmark = pytest.mark.e2e
 NODE = "router-node"
 
 
-def pod_manifest(name: str, deployment: str, annotations: dict[str, str]) -> dict:
+def pod_manifest(name: str, deployment: str, annotations: dict[str, str], endpoint: str = "iris") -> dict:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": name,
-            "labels": {"ml.example/endpoint": "iris", "ml.example/deployment": deployment},
-            "annotations": {"ml.example/endpoint": "iris", **annotations},
+            "labels": {"ml.example/endpoint": endpoint, "ml.example/deployment": deployment},
+            "annotations": {"ml.example/endpoint": endpoint, **annotations},
         },
         "spec": {
             "nodeName": NODE,
@@ -52,26 +54,14 @@ def keys_secret(primary: str, secondary: str) -> dict:
     }
 
 
-@pytest.fixture
-def router_process(control_plane: ControlPlane, fresh_namespace: str, tmp_path: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def running_router(control_plane: ControlPlane, log_path: Path, *args: str) -> Iterator[str]:
+    """`inferplane router` against the e2e apiserver; yields its base URL."""
     port = free_port()
-    log = open(tmp_path / "router.log", "wb")  # noqa: SIM115 - closed below
+    log = open(log_path, "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "inferplane.cli",
-            "router",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--kubeconfig",
-            str(control_plane.kubeconfig),
-            "--namespace",
-            fresh_namespace,
-            "--no-autoscale",
-        ],
+        [sys.executable, "-m", "inferplane.cli", "router", "--host", "127.0.0.1", "--port", str(port),
+         "--kubeconfig", str(control_plane.kubeconfig), *args],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -82,7 +72,27 @@ def router_process(control_plane: ControlPlane, fresh_namespace: str, tmp_path: 
         proc.terminate()
         proc.wait(10)
         log.close()
-        print((tmp_path / "router.log").read_text()[-3000:])
+        print(log_path.read_text()[-3000:])
+
+
+@pytest.fixture
+def router_process(control_plane: ControlPlane, fresh_namespace: str, tmp_path: Path) -> Iterator[str]:
+    with running_router(control_plane, tmp_path / "router.log", "--namespace", fresh_namespace,
+                        "--no-autoscale") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def extra_namespace(control_plane: ControlPlane) -> Iterator[str]:
+    core = k8s.CoreV1Api(control_plane.api())
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    try:
+        control_plane.wait_for(lambda: core.read_namespaced_service_account("default", name), 30,
+                               f"ServiceAccount default in {name}")
+        yield name
+    finally:
+        core.delete_namespace(name)
 
 
 def test_router_discovers_pods_and_keys_and_routes(
@@ -164,6 +174,51 @@ def test_router_discovers_pods_and_keys_and_routes(
         assert 'inferplane_router_pods{deployment="blue",endpoint="iris"' in metrics
     finally:
         standin.close()
+
+
+def test_router_serves_several_namespaces_each_with_its_own_endpoints_and_keys(
+    control_plane: ControlPlane, fresh_namespace: str, tmp_path: Path
+) -> None:
+    core = k8s.CoreV1Api(control_plane.api())
+    if not any(n.metadata.name == NODE for n in core.list_node().items):
+        control_plane.add_node(NODE)
+    standin = KubeletStandin(core)
+    with extra_namespace(control_plane) as other, extra_namespace(control_plane) as unwatched, \
+            running_router(control_plane, tmp_path / "router.log", "--namespace", fresh_namespace,
+                           "--namespace", other, "--no-autoscale") as base:
+        try:
+            # iris in both watched namespaces, with different keys (Secret iris-keys of each);
+            # solo (open, no key) in one; hidden in neither.
+            layout = [
+                (fresh_namespace, "a-key", [("blue-0", "blue", "iris")]),
+                (other, "b-key", [("green-0", "green", "iris"), ("solo-0", "solo", "solo")]),
+                (unwatched, "c-key", [("hidden-0", "hidden", "hidden")]),
+            ]
+            for ns, key, pods in layout:
+                core.create_namespaced_secret(ns, keys_secret(key, key + "-2"))
+                for pod, deployment, endpoint in pods:
+                    open_ = {} if endpoint == "iris" else {"ml.example/auth": "none"}
+                    core.create_namespaced_pod(ns, pod_manifest(pod, deployment, open_, endpoint))
+                    standin.run(ns, pod)
+
+            def post(path: str, key: str, **headers: str) -> requests.Response:
+                return requests.post(f"{base}{path}", data=b"{}", timeout=5,
+                                     headers={"Authorization": f"Bearer {key}", **headers})
+
+            a_iris = f"/api/v1/namespaces/{fresh_namespace}/endpoint/iris/score"
+            control_plane.wait_for(lambda: post(a_iris, "a-key").ok, 20, "iris of the first namespace")
+            control_plane.wait_for(lambda: post("/api/v1/endpoint/solo/score", "b-key").ok, 20, "solo")
+            assert post(a_iris, "a-key").json()["name"] == "blue-0"
+            assert post(a_iris, "b-key").status_code == 401  # the other namespace's key opens nothing here
+            by_header = post("/api/v1/endpoint/iris/score", "b-key", **{"x-ml-namespace": other})
+            assert by_header.json()["name"] == "green-0"
+            ambiguous = post("/api/v1/endpoint/iris/score", "a-key")
+            assert ambiguous.status_code == 409
+            assert f"({', '.join(sorted([fresh_namespace, other]))})" in ambiguous.json()["error"]["message"]
+            hidden = post("/api/v1/endpoint/hidden/score", "c-key")
+            assert hidden.status_code == 404, hidden.text  # its namespace is not watched
+        finally:
+            standin.close()
 
 
 def scaled_deployment(name: str, endpoint: str) -> dict:

@@ -204,8 +204,9 @@ def test_malformed_http_gets_400_and_the_server_keeps_running(router: Router) ->
 def test_health_readiness_and_metrics(router: Router) -> None:
     assert requests.get(f"http://{router.address}/readyz", timeout=5).status_code == 200
     text = requests.get(f"http://{router.address}/metrics", timeout=5).text
-    assert 'inferplane_router_requests_total{code="200",deployment="blue",endpoint="iris"}' in text
-    assert 'inferplane_router_requests_total{code="504",deployment="one",endpoint="timing"}' in text
+    total = "inferplane_router_requests_total"
+    assert f'{total}{{code="200",deployment="blue",endpoint="iris",namespace="default"}}' in text
+    assert f'{total}{{code="504",deployment="one",endpoint="timing",namespace="default"}}' in text
     assert "inferplane_router_utilization{" in text
     assert "inferplane_router_request_duration_seconds_bucket" in text
 
@@ -252,3 +253,41 @@ def test_a_pod_leaving_mid_request_finishes_it(stubs: dict[str, Stub], tmp_path:
     finally:
         router.stop()
 
+
+
+def test_an_endpoint_name_in_two_namespaces_needs_the_namespace(
+    stubs: dict[str, Stub], tmp_path: Path
+) -> None:
+    def one(stub: str) -> dict:
+        return {"auth": "none", "deployments": {"d": {"backends": [stubs[stub].address]}}}
+
+    router = start_router({"endpoints": {"team-a/shared": one("blue"), "team-b/shared": one("green"),
+                                         "team-b/only-b": one("red")}}, tmp_path)
+    try:
+        def name(url: str, **headers: str) -> str:
+            answer = requests.post(url, data=b"{}", headers=headers, timeout=10)
+            assert answer.status_code == 200, answer.text
+            return answer.json()["name"]
+
+        ambiguous = requests.post(router.url("shared"), data=b"{}", timeout=10)
+        assert ambiguous.status_code == 409
+        message = ambiguous.json()["error"]["message"]
+        assert "several namespaces (team-a, team-b)" in message
+        assert "/api/v1/namespaces/<namespace>/endpoint/shared/score" in message
+        assert "x-ml-namespace" in message
+        assert name(router.url("shared", namespace="team-a")) == "blue"
+        assert name(router.url("shared", "d", namespace="team-b")) == "green"
+        assert name(router.url("shared"), **{"x-ml-namespace": "team-b"}) == "green"
+        assert "x-ml-namespace" not in stubs["green"].stats()["headers_seen"][-1]  # ours, not the model's
+        assert name(router.url("only-b")) == "red"  # a name one namespace defines needs no namespace
+        elsewhere = requests.post(router.url("only-b", namespace="team-a"), data=b"{}", timeout=10)
+        assert elsewhere.status_code == 404
+        assert "not found in namespace 'team-a'; it is defined in: team-b" in elsewhere.text
+        both = requests.post(router.url("shared", namespace="team-a"), data=b"{}",
+                             headers={"x-ml-namespace": "team-b"}, timeout=10)
+        assert both.status_code == 400 and "give one" in both.json()["error"]["message"]
+        text = requests.get(f"http://{router.address}/metrics", timeout=5).text
+        labels = 'code="200",deployment="d",endpoint="shared",namespace="team-b"'
+        assert f"inferplane_router_requests_total{{{labels}}} 2.0" in text
+    finally:
+        router.stop()

@@ -449,13 +449,21 @@ def test_rbac_grants_only_what_each_component_reads_or_changes() -> None:
     assert bound == {"system:kube-scheduler", "system:volume-scheduler", f"{FULLNAME}-scheduler-extender"}
 
 
-def test_router_limited_to_one_namespace_gets_a_role_there_not_a_cluster_role() -> None:
-    docs = render("--set", "router.watchNamespace=team-a")
-    assert not [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("-router")]
-    role = find(docs, "Role", f"{FULLNAME}-router")
-    binding = find(docs, "RoleBinding", f"{FULLNAME}-router")
-    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "team-a"
-    assert flag(container(docs, f"{FULLNAME}-router", "router")["args"], "namespace") == "team-a"
+def test_router_limited_to_namespaces_gets_a_role_in_each_not_a_cluster_role() -> None:
+    docs = render("--set", "router.watchNamespaces={team-a,team-b}")
+    mine = [d for d in docs if d["metadata"]["name"] == f"{FULLNAME}-router"]
+    assert not [d for d in mine if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    for kind in ("Role", "RoleBinding"):
+        assert sorted(d["metadata"]["namespace"] for d in mine if d["kind"] == kind) == ["team-a", "team-b"]
+    bindings = [d for d in mine if d["kind"] == "RoleBinding"]
+    subjects = {(s["name"], s["namespace"]) for b in bindings for s in b["subjects"]}
+    assert subjects == {(f"{FULLNAME}-router", NAMESPACE)}
+    args = container(docs, f"{FULLNAME}-router", "router")["args"]
+    assert [a for a in args if a.startswith("--namespace=")] == ["--namespace=team-a", "--namespace=team-b"]
+    # The single namespace of earlier releases still counts (an upgrade with --reuse-values).
+    old = render("--set", "router.watchNamespace=team-c")
+    assert find(old, "Role", f"{FULLNAME}-router")["metadata"]["namespace"] == "team-c"
+    assert flag(container(old, f"{FULLNAME}-router", "router")["args"], "namespace") == "team-c"
 
 
 def test_router_leases_are_named_after_the_release() -> None:

@@ -37,7 +37,7 @@ def test_only_ready_pods_with_an_ip_take_requests_but_all_keep_the_share() -> No
         pod("g1", "green", ready=False, created="2024-02-01T00:00:00Z",
             annotations={"ml.example/traffic": "20"}),
     ], [])
-    iris = table.endpoints["iris"]
+    iris = table.endpoints["ns/iris"]
     assert [b.pod for b in iris.by_name["blue"].backends] == ["b1"]
     assert iris.by_name["green"].backends == ()
     assert [name for _, name in iris.split] == ["blue", "green"]  # green keeps its 20 % while starting
@@ -49,17 +49,17 @@ def test_port_from_annotation_then_container_then_default() -> None:
         pod("b", "b", ports=[8080], created="2024-01-02T00:00:00Z"),
         pod("c", "c", created="2024-01-03T00:00:00Z"),
     ], [])
-    ports = {d.name: d.backends[0].port for d in table.endpoints["iris"].deployments}
+    ports = {d.name: d.backends[0].port for d in table.endpoints["ns/iris"].deployments}
     assert ports == {"a": 9000, "b": 8080, "c": 5001}
 
 
 def test_first_created_deployment_is_default_and_creation_times_override_pod_age() -> None:
     pods = [pod("g", "green", created="2024-01-01T00:00:00Z"),
             pod("b", "blue", created="2024-03-01T00:00:00Z")]
-    assert build_table(pods, []).endpoints["iris"].default == "green"
+    assert build_table(pods, []).endpoints["ns/iris"].default == "green"
     # blue's pods were replaced by a rollout, but the Deployment itself is older.
     created = {("ns", "blue"): "2023-01-01T00:00:00Z", ("ns", "green"): "2023-06-01T00:00:00Z"}
-    assert build_table(pods, [], created).endpoints["iris"].default == "blue"
+    assert build_table(pods, [], created).endpoints["ns/iris"].default == "blue"
 
 
 def test_newest_pod_carries_the_settings_and_bad_ones_fall_back_to_defaults() -> None:
@@ -69,7 +69,7 @@ def test_newest_pod_carries_the_settings_and_bad_ones_fall_back_to_defaults() ->
             annotations={"ml.example/max-concurrent-requests-per-pod": "4"}),
         pod("r", "red", annotations={"ml.example/traffic": "many"}),
     ], [])
-    iris = table.endpoints["iris"]
+    iris = table.endpoints["ns/iris"]
     assert iris.by_name["blue"].settings.max_concurrent == 4
     assert iris.by_name["red"].settings.traffic == 0
 
@@ -77,18 +77,18 @@ def test_newest_pod_carries_the_settings_and_bad_ones_fall_back_to_defaults() ->
 def test_keys_by_name_or_label_in_the_endpoints_namespace() -> None:
     pods = [pod("a", "a")]
     by_name = secret("iris-keys", primary="p", secondary="s")
-    assert build_table(pods, [by_name]).endpoints["iris"].keys == ("p", "s")
+    assert build_table(pods, [by_name]).endpoints["ns/iris"].keys == ("p", "s")
     labelled = secret("whatever", labels={"ml.example/endpoint-keys": "iris"}, primary="l")
-    assert build_table(pods, [labelled]).endpoints["iris"].keys == ("l",)
+    assert build_table(pods, [labelled]).endpoints["ns/iris"].keys == ("l",)
     elsewhere = secret("iris-keys", namespace="other", primary="x")
-    assert build_table(pods, [elsewhere]).endpoints["iris"].keys == ()
+    assert build_table(pods, [elsewhere]).endpoints["ns/iris"].keys == ()
 
 
 def test_auth_is_none_only_when_every_deployment_says_so() -> None:
     none = {"ml.example/auth": "none"}
-    assert build_table([pod("a", "a", annotations=none)], []).endpoints["iris"].auth == "none"
+    assert build_table([pod("a", "a", annotations=none)], []).endpoints["ns/iris"].auth == "none"
     mixed = [pod("a", "a", annotations=none), pod("b", "b")]
-    assert build_table(mixed, []).endpoints["iris"].auth == "key"
+    assert build_table(mixed, []).endpoints["ns/iris"].auth == "key"
 
 
 def test_deployment_name_falls_back_to_the_replicaset() -> None:
@@ -96,4 +96,21 @@ def test_deployment_name_falls_back_to_the_replicaset() -> None:
     del p["metadata"]["labels"]["ml.example/deployment"]
     p["metadata"]["labels"]["pod-template-hash"] = "5d9f7c"
     p["metadata"]["ownerReferences"] = [{"kind": "ReplicaSet", "name": "scorer-5d9f7c"}]
-    assert list(build_table([p], []).endpoints["iris"].by_name) == ["scorer"]
+    assert list(build_table([p], []).endpoints["ns/iris"].by_name) == ["scorer"]
+
+
+def test_the_same_endpoint_name_in_two_namespaces_is_two_endpoints_with_their_own_keys() -> None:
+    table = build_table(
+        [pod("a1", "blue", namespace="team-a", annotations={"ml.example/traffic": "100"}),
+         pod("b1", "blue", namespace="team-b", ip="10.0.0.2"),
+         pod("b2", "green", namespace="team-b", ip="10.0.0.3", created="2024-02-01T00:00:00Z")],
+        [secret("iris-keys", namespace="team-a", primary="a-key"),
+         secret("iris-keys", namespace="team-b", primary="b-key")],
+    )
+    assert sorted(table.endpoints) == ["team-a/iris", "team-b/iris"]
+    a, b = table.endpoints["team-a/iris"], table.endpoints["team-b/iris"]
+    assert (a.namespace, list(a.by_name), a.keys) == ("team-a", ["blue"], ("a-key",))
+    assert (b.namespace, list(b.by_name), b.keys) == ("team-b", ["blue", "green"], ("b-key",))
+    # Same deployment name, different namespaces: separate pools of pod slots.
+    assert a.by_name["blue"].key != b.by_name["blue"].key
+    assert [x.pod for x in b.by_name["blue"].backends] == ["b1"]

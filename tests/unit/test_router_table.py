@@ -10,7 +10,7 @@ from inferplane.errors import UserError
 from router import auth
 from router.settings import DeploymentSettings, parse_settings
 from router.static import parse_routes
-from router.table import Deployment, choose, make_endpoint, mirror_targets
+from router.table import Deployment, RouteTable, choose, make_endpoint, mirror_targets
 
 
 def dep(name: str, traffic: int = 0, mirror: int = 0, default: bool = False) -> Deployment:
@@ -122,7 +122,7 @@ def test_routes_file_uses_the_annotation_vocabulary() -> None:
                       "backends": ["127.0.0.3:5001", "127.0.0.4:5002"]},
         },
     }}})
-    iris = table.endpoints["iris"]
+    iris = table.endpoints["default/iris"]
     assert iris.keys == ("p", "s") and iris.default == "green"
     assert iris.by_name["green"].settings.request_timeout_ms == 100
     assert [b.address for b in iris.by_name["green"].backends] == [("127.0.0.3", 5001), ("127.0.0.4", 5002)]
@@ -136,8 +136,37 @@ def test_routes_file_uses_the_annotation_vocabulary() -> None:
         ({"endpoints": {"e": {"deployments": {"a": {"backends": ["nohost"]}}}}}, "must be HOST:PORT"),
         ({"endpoints": {"e": {"deployments": {"a": {"traffic": "x"}}}}}, "deployment a: traffic: 'x'"),
         ({"endpoints": {"e": {"auth": "token", "deployments": {"a": {}}}}}, "must be 'key' or 'none'"),
+        ({"endpoints": {"a/e": {"namespace": "b", "deployments": {}}}}, "key says namespace 'a'"),
+        ({"endpoints": {"a/b/e": {"deployments": {}}}}, "NAME or NAMESPACE/NAME"),
+        ({"endpoints": {"e": {"deployments": {"a": {"namespace": "x"}}}}}, "'namespace' belongs to the"),
+        ({"endpoints": {"e": {"deployments": {}}, "default/e": {"deployments": {}}}}, "defined twice"),
     ],
 )
 def test_routes_file_errors_say_where(document: object, says: str) -> None:
     with pytest.raises(UserError, match=says):
         parse_routes(document)
+
+
+def test_an_endpoint_name_is_found_alone_while_one_namespace_defines_it() -> None:
+    table = RouteTable.of([make_endpoint("iris", [dep("a")], namespace="team-a"),
+                           make_endpoint("iris", [dep("a")], namespace="team-b"),
+                           make_endpoint("fraud", [dep("a")], namespace="team-b")])
+    fraud, where = table.find("fraud")
+    assert fraud is not None and fraud.key == "team-b/fraud" and where == ("team-b",)
+    assert table.find("iris") == (None, ("team-a", "team-b"))  # ambiguous: the caller must choose
+    chosen, _ = table.find("iris", "team-b")
+    assert chosen is not None and chosen.key == "team-b/iris"
+    assert chosen.by_name["a"].namespace == "team-b"  # deployments live in their endpoint's namespace
+    assert table.find("iris", "team-c") == (None, ("team-a", "team-b"))
+    assert table.find("fraud", "team-a") == (None, ("team-b",))
+    assert table.find("nope") == (None, ())
+
+
+def test_routes_file_names_namespaces_in_the_key_or_a_field() -> None:
+    table = parse_routes({"endpoints": {
+        "iris": {"deployments": {"a": {}}},
+        "team-b/iris": {"deployments": {"a": {}}},
+        "fraud": {"namespace": "team-c", "deployments": {"a": {}}},
+    }})
+    assert sorted(table.endpoints) == ["default/iris", "team-b/iris", "team-c/fraud"]
+    assert table.find("fraud", "team-c")[0] is not None

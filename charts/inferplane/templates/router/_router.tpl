@@ -10,3 +10,10 @@
 {{- define "inferplane.router.scheme" -}}
 {{- if include "inferplane.router.tlsEnabled" . }}https{{ else }}http{{ end }}
 {{- end }}
+
+{{/* The namespaces the router serves, as a JSON list; empty = every namespace. router.watchNamespace
+     (one name, before watchNamespaces existed) still counts, so an upgrade with --reuse-values works. */}}
+{{- define "inferplane.router.watchNamespaces" -}}
+{{- $names := concat (.Values.router.watchNamespaces | default list) (compact (list (.Values.router.watchNamespace | default ""))) }}
+{{- $names | uniq | toJson }}
+{{- end }}
