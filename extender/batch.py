@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from itertools import compress
 
 import numpy as np
 
@@ -14,14 +13,22 @@ from extender.table import NodeTable
 
 @dataclass(frozen=True)
 class Batch:
-    """Known nodes only; valid while the caller holds the state lock (rows may be reused after)."""
+    """Known nodes only; valid while the caller holds the state lock (rows may be reused after).
+
+    `positions` index the request's own list of names, so narrowing a batch is array work and the
+    names are picked out once, at the end (`names`)."""
 
     table: NodeTable
-    names: list[str]
+    request_names: list[str]
+    positions: np.ndarray
     rows: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.names)
+        return len(self.rows)
+
+    @property
+    def names(self) -> list[str]:
+        return list(map(self.request_names.__getitem__, self.positions.tolist()))
 
     @property
     def shape_ids(self) -> np.ndarray:
@@ -53,9 +60,13 @@ class Batch:
 
     def subset(self, keep: np.ndarray) -> Batch:
         """The nodes where boolean array `keep` is true, in order."""
-        return Batch(self.table, list(compress(self.names, keep.tolist())), self.rows[keep])
+        return Batch(self.table, self.request_names, self.positions[keep], self.rows[keep])
 
     def representatives(self, ids: np.ndarray) -> dict[int, Node]:
-        """One node per distinct value of `ids` (shape or zone ids), to evaluate a rule once for all."""
-        distinct, first = np.unique(ids, return_index=True)
-        return {int(key): self.node(int(index)) for key, index in zip(distinct, first, strict=True)}
+        """One node per distinct value of `ids` (small ints: shape or zone ids), to evaluate a rule
+        once for all; found without sorting (np.unique sorted 5,000 ids for each call)."""
+        if not len(ids):
+            return {}
+        first = np.full(int(ids.max()) + 1, -1, dtype=np.intp)
+        first[ids[::-1]] = np.arange(len(ids) - 1, -1, -1)  # the last write per id is its first index
+        return {int(key): self.node(int(first[key])) for key in np.flatnonzero(first >= 0)}

@@ -43,13 +43,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(ml.example/placement always is). Repeatable",
     )
     parser.add_argument(
-        "--bind-wait-ms",
-        type=float,
-        default=250,
-        help="how long /prioritize waits for related pods being bound through /bind (default 250); "
-        "0 when the scheduler config has no bindVerb",
-    )
-    parser.add_argument(
         "--relist-seconds",
         type=float,
         default=None,
@@ -59,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--threads",
         type=int,
         default=8,
-        help="request threads (default 8: a /bind must find one while /prioritize waits)",
+        help="request threads (default 8)",
     )
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     parser.set_defaults(run=run)
@@ -69,14 +62,9 @@ def run(args: argparse.Namespace) -> int:
     from extender import service
     from extender.config import MARKER_RESOURCE, Settings
     from inferplane import kube, serving
-    from inferplane.errors import UserError
 
-    if args.bind_wait_ms < 0:
-        raise UserError("--bind-wait-ms must be 0 or more")
     client = kube.connect(args.kubeconfig, args.context)
-    settings = Settings(
-        cpu_pods_on_gpu_nodes=args.cpu_pods_on_gpu_nodes, bind_wait_seconds=args.bind_wait_ms / 1000
-    )
+    settings = Settings(cpu_pods_on_gpu_nodes=args.cpu_pods_on_gpu_nodes)
 
     def build() -> serving.Service:
         return service.build(

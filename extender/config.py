@@ -16,6 +16,3 @@ MARKER_RESOURCE = "ml.example/placement"
 class Settings:
     # A CPU-only pod when no CPU node can take it: place it on a GPU node, or keep it pending.
     cpu_pods_on_gpu_nodes: CpuOnGpu = "allow"
-    # How long /prioritize waits for related pods the scheduler is binding (extender.inflight);
-    # 0 when the scheduler does not bind through the extender (no bindVerb).
-    bind_wait_seconds: float = 0.25

@@ -8,6 +8,7 @@ per request grows with the number of pools and of refused nodes, not with the nu
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import compress
@@ -63,11 +64,10 @@ def _known(names: list[str], state: ClusterState) -> tuple[Batch, list[str]]:
     """The batch of names the cache knows, and the names it does not."""
     rows = state.table.rows(names)
     known = rows != NO_ROW
+    batch = Batch(state.table, names, np.arange(len(names)), rows)
     if known.all():
-        return Batch(state.table, names, rows), []
-    return Batch(state.table, list(compress(names, known.tolist())), rows[known]), [
-        name for name, ok in zip(names, known.tolist(), strict=True) if not ok
-    ]
+        return batch, []
+    return batch.subset(known), list(compress(names, (~known).tolist()))
 
 
 def _per_shape(rules: Sequence[Rule], pod: PodInfo, batch: Batch, ctx: Context, refusals: _Refusals) -> Batch:
@@ -77,8 +77,9 @@ def _per_shape(rules: Sequence[Rule], pod: PodInfo, batch: Batch, ctx: Context, 
     refused = {sid: verdict for sid, verdict in verdicts.items() if verdict is not None}
     if not refused:
         return batch
+    names = batch.request_names
     for sid, (rule, reject) in refused.items():
-        refusals.add(rule, reject, compress(batch.names, (shape_ids == sid).tolist()))
+        refusals.add(rule, reject, map(names.__getitem__, batch.positions[shape_ids == sid].tolist()))
     return batch.subset(~np.isin(shape_ids, list(refused)))
 
 
@@ -95,14 +96,16 @@ def filter_nodes(pod: PodInfo, names: Iterable[str], state: ClusterState, settin
             refused = rule.check(pod, batch, ctx)
             if refused:
                 for index, reject in refused.items():
-                    refusals.add(rule.name, reject, (batch.names[index],))
+                    refusals.add(rule.name, reject, (batch.request_names[batch.positions[index]],))
                 keep = np.ones(len(batch), dtype=bool)
                 keep[list(refused)] = False
                 batch = batch.subset(keep)
         late = [r for r in rules if r.scope is Scope.CANDIDATES]
         if late and len(batch):
             shapes = batch.table.shapes
-            feasible = any(not shapes[sid].is_gpu for sid in np.unique(batch.shape_ids).tolist())
+            feasible = any(
+                not shapes[sid].is_gpu for sid in np.flatnonzero(np.bincount(batch.shape_ids)).tolist()
+            )
             batch = _per_shape(late, pod, batch, replace(ctx, cpu_node_feasible=feasible), refusals)
     return FilterResult(batch.names, refusals.failed, refusals.unresolvable, refusals.by_rule)
 
@@ -137,14 +140,38 @@ class Priorities:
     names: list[str]  # nodes the cache knows (names from the apiserver: DNS subdomains)
     scores: np.ndarray  # 0-10, one per name
     unknown: list[str]  # names the cache does not know: they score 0
+    chosen: str | None = None  # the one node scoring 10, where the pod is expected to go
 
     def pairs(self) -> list[tuple[str, int]]:
         return [*zip(self.names, self.scores.tolist(), strict=True), *((name, 0) for name in self.unknown)]
 
 
+def interacts(pod: PodInfo) -> bool:
+    """Whether where this pod goes changes where the next one should: GPU pods (bin-packing) and
+    replicas of a workload (spreading)."""
+    return bool(pod.demand.gpus) or pod.group is not None
+
+
+def single_best(scores: np.ndarray, rows: np.ndarray, key: str) -> tuple[np.ndarray, int]:
+    """Make the best score unique: among equally best nodes one, picked by a hash of (`key`, row),
+    keeps 10 and every other node drops one step. The scheduler then binds where we expect, so
+    the pod can be counted there before the next pod of a burst is scored. The pick is the same
+    for one workload (or one GPU resource) every time, and differs between workloads."""
+    top = np.flatnonzero(scores == scores.max())
+    if len(top) == 1:
+        return scores, int(top[0])
+    mixed = (rows[top].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(
+        zlib.crc32(key.encode())
+    )
+    pick = int(top[np.argmin(mixed)])
+    lowered = np.maximum(scores - 1, 0)
+    lowered[pick] = scores[pick]
+    return lowered, pick
+
+
 def prioritize_nodes(pod: PodInfo, names: Iterable[str], state: ClusterState) -> Priorities:
-    """Scores 0-10 by the dense rank of the applicable SCORES (see `dense_rank_scores`); names the
-    cache does not know score 0."""
+    """Scores 0-10 by the dense rank of the applicable SCORES (see `dense_rank_scores`), with a
+    single best node for pods that interact (`single_best`); names the cache does not know score 0."""
     with state.lock:
         batch, unknown = _known(list(names), state)
         replicas = state.replicas(pod.group)
@@ -155,7 +182,12 @@ def prioritize_nodes(pod: PodInfo, names: Iterable[str], state: ClusterState) ->
             zone_replicas[zone] = zone_replicas.get(zone, 0) + count
         ctx = ScoreContext(replicas=replicas, zone_replicas=zone_replicas)
         columns = [_column(score, pod, batch, ctx) for score in SCORES if score.applies(pod, ctx)]
-    return Priorities(batch.names, dense_rank_scores(columns, len(batch)), unknown)
+    scores = dense_rank_scores(columns, len(batch))
+    if not len(batch) or not interacts(pod):
+        return Priorities(batch.names, scores, unknown)
+    key = pod.group or ",".join(resource for resource, _ in pod.demand.gpus)
+    scores, pick = single_best(scores, batch.rows, key)
+    return Priorities(batch.names, scores, unknown, batch.request_names[batch.positions[pick]])
 
 
 def preempt_nodes(

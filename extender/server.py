@@ -21,9 +21,8 @@ from flask import Flask, Response, request
 from extender import wire
 from extender.binder import Binder, BindError
 from extender.config import Settings
-from extender.inflight import InFlight
 from extender.model import BoundPod, PodInfo
-from extender.policy import filter_nodes, preempt_nodes, prioritize_nodes
+from extender.policy import filter_nodes, interacts, preempt_nodes, prioritize_nodes
 from extender.state import ClusterState
 from inferplane import logs
 from inferplane.errors import BadRequest
@@ -54,10 +53,6 @@ class ExtenderMetrics:
         )
         self.refused = registry.counter(
             "inferplane_extender_nodes_refused_total", "Nodes refused by /filter, by rule.", ["rule"]
-        )
-        self.bind_wait = registry.histogram(
-            "inferplane_extender_bind_wait_seconds",
-            "Time /prioritize waited for related pods in flight to be bound (only when it waited).",
         )
         self.cache_objects = registry.gauge(
             "inferplane_extender_cache_objects",
@@ -92,7 +87,6 @@ class Extender:
         # Pods filtered lately, by UID: a bind carries only names, and the cache needs the demand.
         self._recent: OrderedDict[str, PodInfo] = OrderedDict()
         self._recent_lock = threading.Lock()
-        self.in_flight = InFlight(max_wait=settings.bind_wait_seconds if binder is not None else 0.0)
         self.settings = settings
         self.registry = registry
         self.metrics = ExtenderMetrics(registry)
@@ -112,9 +106,12 @@ class Extender:
         args = wire.decode_args(body, self.state.ignored_resources)
         pod = args.pod
         self._remember(pod)
+        self.state.expire_reservations()
+        self.state.unreserve(pod.uid)  # placed again: our last guess for it is void
         result = filter_nodes(pod, args.names, self.state, self.settings)
-        if result.passed:
-            self.in_flight.started(pod)
+        if len(result.passed) == 1 and interacts(pod):
+            # No /prioritize follows a single feasible node: the scheduler binds it there.
+            self.state.reserve(pod.uid, BoundPod(result.passed[0], pod.demand.gpus, pod.group))
         for rule, count in result.rejections.items():
             self.metrics.refused.labels(rule).inc(count)
         fields = {
@@ -132,13 +129,15 @@ class Extender:
         if not self.state.synced:
             return Answer(503, orjson.dumps({"Error": self.not_synced_message()}), "not_synced", {})
         args = wire.decode_args(body, self.state.ignored_resources)
-        waited = self.in_flight.wait_for_related(args.pod)
-        if waited:
-            self.metrics.bind_wait.observe(waited)
-        priorities = prioritize_nodes(args.pod, args.names, self.state)
-        fields = {"pod": f"{args.pod.namespace}/{args.pod.name}", "candidates": len(args.names)}
-        if waited:
-            fields["waited_ms"] = round(waited * 1000, 2)
+        pod = args.pod
+        priorities = prioritize_nodes(pod, args.names, self.state)
+        if priorities.chosen is not None:
+            self.state.reserve(pod.uid, BoundPod(priorities.chosen, pod.demand.gpus, pod.group))
+        fields = {
+            "pod": f"{pod.namespace}/{pod.name}",
+            "candidates": len(args.names),
+            "best": priorities.chosen,
+        }
         return Answer(200, wire.encode_prioritize(priorities), "ok", fields)
 
     def preempt(self, body: bytes) -> Answer:
@@ -163,13 +162,11 @@ class Extender:
         try:
             self.binder.bind(args.namespace, args.name, args.uid, args.node)
         except BindError as exc:
-            self.in_flight.finished(args.uid)
             return Answer(200, wire.encode_bind(str(exc)), "refused", fields)
         with self._recent_lock:
             pod = self._recent.pop(args.uid, None)
         if pod is not None:
             self.state.assume(args.uid, BoundPod(args.node, pod.demand.gpus, pod.group))
-        self.in_flight.finished(args.uid)  # after assume: a waiting /prioritize then sees the pod
         return Answer(200, wire.encode_bind(), "ok", fields)
 
     def _remember(self, pod: PodInfo, keep: int = 10_000) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -46,6 +47,9 @@ class ClusterState:
         # Pods seen deleted lately, so a binding recorded after its pod's deletion arrived is dropped.
         self._gone: deque[str] = deque(maxlen=10_000)
         self._gone_set: set[str] = set()
+        # Pods counted where we expect the scheduler to bind them, until a watch event (or a /bind)
+        # says where they went: uid -> monotonic expiry.
+        self._reserved: dict[str, float] = {}
 
     # -- reads (hold `lock` for a consistent picture across several reads) --
 
@@ -102,6 +106,7 @@ class ClusterState:
                 _count(held, replicas, record, +1)
         with self.lock:
             self._pods, self._held, self._replicas = pods, held, replicas
+            self._reserved = {}
             self.table.reset_held(held)
         self.pods_synced.set()
 
@@ -111,6 +116,7 @@ class ClusterState:
             record = None
             self._forget(uid)
         with self.lock:
+            self._reserved.pop(uid, None)  # the API has spoken: no longer a guess
             self._set(uid, record)
 
     def assume(self, uid: str, record: BoundPod) -> None:
@@ -118,14 +124,38 @@ class ClusterState:
         if record.gpus or record.group is not None:
             with self.lock:
                 if uid not in self._gone_set:
-                    self._set(
-                        uid,
-                        BoundPod(
-                            record.node, self._gpu_tuples.setdefault(record.gpus, record.gpus), record.group
-                        ),
-                    )
+                    self._reserved.pop(uid, None)
+                    self._set(uid, self._interned(record))
+
+    def reserve(self, uid: str, record: BoundPod, ttl: float = 30.0) -> None:
+        """Count a pod on the node we expect the scheduler to bind it to, so the next pod of a
+        burst is placed knowing it (README, "Races"). Replaced by the pod's watch event or /bind;
+        dropped after `ttl` if neither comes (the scheduler gave up on the pod)."""
+        with self.lock:
+            if uid in self._pods and uid not in self._reserved:
+                return  # already bound: the API's word stands
+            self._reserved[uid] = time.monotonic() + ttl
+            self._set(uid, self._interned(record))
+
+    def unreserve(self, uid: str) -> None:
+        """The scheduler is placing the pod again: forget where we guessed it would go."""
+        with self.lock:
+            if self._reserved.pop(uid, None) is not None:
+                self._set(uid, None)
+
+    def expire_reservations(self) -> None:
+        if not self._reserved:
+            return
+        now = time.monotonic()
+        with self.lock:
+            for uid in [uid for uid, expiry in self._reserved.items() if expiry < now]:
+                del self._reserved[uid]
+                self._set(uid, None)
 
     # -- helpers --
+
+    def _interned(self, record: BoundPod) -> BoundPod:
+        return BoundPod(record.node, self._gpu_tuples.setdefault(record.gpus, record.gpus), record.group)
 
     def _forget(self, uid: str) -> None:
         with self.lock:

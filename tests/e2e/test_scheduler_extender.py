@@ -230,7 +230,7 @@ def test_cpu_replicas_stay_off_gpu_nodes_and_spread_over_zones(cluster, fresh_na
     apps = k8s.AppsV1Api(cluster.cp.api())
     template = fx.pod("web", namespace=ns, cpu="1", memory="1Gi", node_selector={POOL: pool["pool"]},
                       scheduler_name=cluster.scheduler, instance_type="cpu-small")  # fmt: skip
-    apps.create_namespaced_deployment(ns, fx.deployment("web", template))
+    apps.create_namespaced_deployment(ns, fx.deployment("web", template, replicas=0))
     core = k8s.CoreV1Api(cluster.cp.api())
 
     def placements(count: int) -> list[str] | None:
@@ -238,14 +238,9 @@ def test_cpu_replicas_stay_off_gpu_nodes_and_spread_over_zones(cluster, fresh_na
         nodes = [p.spec.node_name for p in pods if p.spec.node_name]
         return sorted(nodes) if len(nodes) == count else None
 
-    # One replica at a time, so each is placed knowing where the previous ones are.
-    for replicas in (1, 2, 3, 4):
-        apps.patch_namespaced_deployment_scale("web", ns, {"spec": {"replicas": replicas}})
-        nodes = cluster.cp.wait_for(
-            lambda n=replicas: placements(n), SCHEDULE_TIMEOUT, f"{replicas} replicas"
-        )
-        if replicas == 2:
-            assert nodes == sorted([pool["cpu1"], pool["cpu2"]])  # one per zone
+    # All four at once: each is placed before the previous one's binding has been watched.
+    apps.patch_namespaced_deployment_scale("web", ns, {"spec": {"replicas": 4}})
+    nodes = cluster.cp.wait_for(lambda: placements(4), SCHEDULE_TIMEOUT, "4 replicas")
     assert nodes == sorted([pool["cpu1"], pool["cpu1"], pool["cpu2"], pool["cpu2"]])
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from extender import fixtures as fx
 from extender.config import Settings
+from extender.model import BoundPod
 from extender.parse import GPU_MEMORY_ANNOTATION, GPU_PRODUCT_ANNOTATION, pod_from
 from extender.policy import filter_nodes, preempt_nodes, prioritize_nodes
 from extender.state import ClusterState
@@ -220,3 +221,50 @@ def test_preempt_keeps_only_nodes_where_the_victims_free_enough_gpus():
     assert preempt_nodes(pod, {"gpu-a": ["u-held-a", "u-never-seen"]}, state, Settings()) == {
         "gpu-a": ["u-held-a", "u-never-seen"]
     }
+
+
+def test_equally_best_nodes_yield_one_expected_node_for_pods_that_interact():
+    state = ClusterState()
+    state.replace_nodes([fx.node(f"g{i}", gpus=4) for i in range(4)])
+    state.replace_pods([])
+    pod = pod_from(fx.pod("p", gpus=1))
+    priorities = prioritize_nodes(pod, ["g0", "g1", "g2", "g3"], state)
+    got = dict(priorities.pairs())
+    assert sorted(got.values()) == [9, 9, 9, 10] and got[priorities.chosen] == 10
+    # the same workload (here: the same GPU resource) gets the same pick every time
+    assert (
+        prioritize_nodes(pod_from(fx.pod("q", gpus=2)), ["g3", "g2", "g1", "g0"], state).chosen
+        == priorities.chosen
+    )
+    # a lone CPU pod keeps its ties: the scheduler's own scores decide among them
+    lone = prioritize_nodes(pod_from(fx.pod("c")), ["g0", "g1"], state)
+    assert lone.chosen is None and lone.scores.tolist() == [10, 10]
+
+
+def test_a_reserved_pod_counts_until_the_api_says_where_it_went():
+    state = cluster()
+    first = pod_from(fx.pod("m-1", gpus=1, deployment="m", uid="u-m1"))
+    best = prioritize_nodes(first, ["gpu-b", "gpu-big"], state).chosen
+    assert best == "gpu-b"
+    state.reserve(first.uid, BoundPod(best, first.demand.gpus, first.group))
+    second = pod_from(fx.pod("m-2", gpus=1, deployment="m", uid="u-m2"))
+    assert dict(prioritize_nodes(second, ["gpu-b", "gpu-big"], state).pairs()) == {"gpu-b": 10, "gpu-big": 9}
+    assert filter_nodes(second, ["gpu-b"], state, Settings()).passed == ["gpu-b"]
+    assert dict(state.held("gpu-b")) == {"nvidia.com/gpu": 1}
+    # the scheduler bound it elsewhere after all: the watch event moves the count
+    state.pod_event("ADDED", fx.pod("m-1", gpus=1, deployment="m", uid="u-m1", node_name="gpu-big"))
+    assert dict(state.held("gpu-b")) == {} and dict(state.held("gpu-big")) == {"nvidia.com/gpu": 1}
+    state.unreserve("u-m1")  # a bound pod is not a guess any more
+    assert dict(state.held("gpu-big")) == {"nvidia.com/gpu": 1}
+
+
+def test_a_reservation_lapses_when_the_pod_is_placed_again_or_never_bound():
+    state = cluster()
+    pod = pod_from(fx.pod("p", gpus=4, uid="u-p"))
+    state.reserve(pod.uid, BoundPod("gpu-b", pod.demand.gpus, None))
+    assert filter_nodes(pod_from(fx.pod("q", gpus=1)), ["gpu-b"], state, Settings()).passed == []
+    state.unreserve(pod.uid)
+    assert filter_nodes(pod_from(fx.pod("q", gpus=1)), ["gpu-b"], state, Settings()).passed == ["gpu-b"]
+    state.reserve(pod.uid, BoundPod("gpu-b", pod.demand.gpus, None), ttl=-1)
+    state.expire_reservations()
+    assert dict(state.held("gpu-b")) == {}
