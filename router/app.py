@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -54,7 +54,7 @@ class RouterApp:
         self.connections: set[ClientConnection] = set()
         self._server: asyncio.base_events.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._stoppers: list[Callable[[], None]] = []
+        self._stoppers: list[Callable[[], Awaitable[None]]] = []  # run once requests have drained
         self.certificate: RotatingCertificate | None = None
 
     async def start(self) -> None:
@@ -72,7 +72,7 @@ class RouterApp:
             self.certificate = RotatingCertificate(options.tls_cert_file, options.tls_key_file,
                                                    options.tls_poll_seconds)
             self.certificate.watch(loop)
-            self._stoppers.append(self.certificate.stop)
+            self._stoppers.append(_async(self.certificate.stop))
         self._server = await loop.create_server(
             self._connection, options.host, options.port,
             ssl=self.certificate.listening if self.certificate else None, backlog=2048, reuse_address=True,
@@ -114,20 +114,30 @@ class RouterApp:
             self.router.upstreams.prune(UPSTREAM_IDLE_SECONDS)
 
     async def stop(self) -> None:
-        """Stop taking connections, let requests in flight finish (up to the drain time), close."""
+        """Stop taking connections, let requests in flight finish (up to the drain time), close.
+
+        The watches and the load Lease stay up while draining: the table keeps following the pods,
+        and peers keep counting this replica until its requests are done (then its Lease goes).
+        """
         if self._server is not None:
             self._server.close()
-        for stop in self._stoppers:
-            stop()
         deadline = asyncio.get_running_loop().time() + self.options.drain_seconds
         while any(self.router.pools[k].in_flight for k in self.router.pools) and \
                 asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
         for conn in list(self.connections):
             conn.close()
+        for stop in self._stoppers:
+            await stop()
         for task in self._tasks:
             task.cancel()
         await self.router.close()
+
+
+def _async(stop: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    async def run_in_thread() -> None:
+        await asyncio.to_thread(stop)
+    return run_in_thread
 
 
 async def serve(options: Options) -> None:

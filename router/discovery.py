@@ -31,7 +31,7 @@ import asyncio
 import base64
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from inferplane.errors import UserError
@@ -266,8 +266,9 @@ class Discovery:
             reflector.stop(timeout=1.0)
 
 
-async def start_discovery(router: Any, options: Any) -> Callable[[], None]:
-    """Start watching; the router turns ready after the first full sync of pods and Secrets."""
+async def start_discovery(router: Any, options: Any) -> Callable[[], Awaitable[None]]:
+    """Start watching, publishing this replica's load Lease and (with options.autoscale) scaling;
+    returns what stops it all. The router turns ready after the first full sync of pods and Secrets."""
     from inferplane import kube
 
     client = await asyncio.to_thread(kube.connect, options.kubeconfig)
@@ -276,19 +277,16 @@ async def start_discovery(router: Any, options: Any) -> Callable[[], None]:
         router.ready = True
         log.info("routes synced from the cluster", extra={"endpoints": sorted(router.table.endpoints)})
 
+    from router.leader import Coordinator, LeaseNames
+
     discovery = Discovery(client, router.apply, synced, options.namespaces)
     discovery.start()
-    if not options.autoscale:
-        return discovery.stop
-    from router.leader import Autoscaler, LeaseNames
+    coordinator = Coordinator(router, client, options.lease_namespace, options.identity,
+                              LeaseNames(options.lease_prefix), autoscale=options.autoscale)
+    coordinator.start()
 
-    autoscaler = Autoscaler(router, client, options.lease_namespace, options.identity,
-                            LeaseNames(options.lease_prefix))
-    task = asyncio.get_running_loop().create_task(autoscaler.run())
-
-    def stop() -> None:
-        task.cancel()
-        autoscaler.stop()
-        discovery.stop()
+    async def stop() -> None:
+        await coordinator.leave()
+        await asyncio.to_thread(discovery.stop)
 
     return stop

@@ -1,15 +1,22 @@
-"""Autoscaling across router replicas: each publishes its load in its own Lease, one leader scales.
+"""Router replicas working as one: each publishes its load in its own Lease; they share each pod's
+concurrency limit; one leader scales.
 
 Why Leases and not scraping each other's /metrics: the replicas already need the apiserver; a Lease
 per replica needs no pod-to-pod discovery, port or network policy, a dead replica's numbers age out
-by `renewTime` on their own, and the leader reads all of them from one watch (the shared reflector)
-instead of N HTTP calls a second. The cost is at most one small write per replica per second, and
-only when its numbers changed (a heartbeat every few seconds otherwise).
+by `renewTime` on their own, and every replica reads all of them from one watch (the shared
+reflector) instead of N HTTP calls a second. The cost is at most one small write per replica per
+second, and only when its numbers changed (a heartbeat every few seconds otherwise).
 
-Every second the leader sums busy pods (capped at the pods there are) and queued requests per
-autoscaled Deployment over the fresh Leases, runs `autoscale.step`, and patches the Deployment's
-scale subresource when the count should change. Leadership is the usual Lease protocol (holder,
-renewTime, leaseDurationSeconds, optimistic concurrency through resourceVersion).
+Every second each replica counts the live replicas (a Lease renewed within `FRESH_SECONDS`, itself
+always included) and takes its share of every pod's `max-concurrent-requests-per-pod`
+(`pool.share`): with N replicas behind the Service each enforcing the whole limit, a pod would see
+up to N times it. A replica that stops deletes its Lease once its requests have drained, so the
+others take its share back at once; one that dies is dropped when its Lease goes stale.
+
+When autoscaling is on, the leader also sums busy pods (capped at the pods there are) and queued
+requests per autoscaled Deployment over the fresh Leases, runs `autoscale.step`, and patches the
+Deployment's scale subresource when the count should change. Leadership is the usual Lease protocol
+(holder, renewTime, leaseDurationSeconds, optimistic concurrency through resourceVersion).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +93,17 @@ class LeaseNames:
         return f"{LOAD_LABEL}={self.prefix}"
 
 
+def live_replicas(peers: Iterable[PeerLoad], identity: str, now: dt.datetime) -> tuple[int, int]:
+    """How many router replicas are alive (this one always), and this one's rank among them.
+
+    The rank orders identities, so every replica computes the same ranks from the same Leases and
+    the remainders of the concurrency split land on different replicas (`pool.share`).
+    """
+    alive = {identity} | {p.identity for p in peers if (now - p.renewed).total_seconds() <= FRESH_SECONDS}
+    ordered = sorted(alive)
+    return len(ordered), ordered.index(identity)
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -93,17 +112,19 @@ def _stamp(when: dt.datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class Autoscaler:
-    """Runs in every replica: publish our load; when leading, scale."""
+class Coordinator:
+    """Runs in every replica: publish our load, share the pods' limits with the live peers; when
+    `autoscale` and leading, scale."""
 
     def __init__(self, router: Any, kube_client: Any, namespace: str, identity: str,
-                 names: LeaseNames | None = None) -> None:
+                 names: LeaseNames | None = None, autoscale: bool = True) -> None:
         from kubernetes import client as k8s
 
         self.router = router
         self.namespace = namespace
         self.identity = identity
         self.names = names or LeaseNames()
+        self.autoscale = autoscale
         api = k8s.ApiClient(kube_client.configuration)
         self.leases = k8s.CoordinationV1Api(api)
         self.apps = k8s.AppsV1Api(api)
@@ -114,6 +135,12 @@ class Autoscaler:
         self._published: tuple[str, float] = ("", 0.0)
         self._reflector: Any = None
         self._kube_client = kube_client
+        self._complaint: tuple[str, float] = ("", 0.0)
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.run())
 
     # -- what this replica sees ------------------------------------------------------------------------
     def own_loads(self) -> dict[str, tuple[int, int, int]]:
@@ -147,22 +174,50 @@ class Autoscaler:
         )
         self._reflector.start()
         tick = 0
-        while True:
+        while not self._closing:
             started = loop.time()
+            self.router.set_replicas(*live_replicas(self.peers.values(), self.identity, _now()))
             try:
                 await asyncio.to_thread(self._publish)
-                if tick % 2 == 0:
+                if self.autoscale and tick % 2 == 0:
                     self.leading = await asyncio.to_thread(self._hold_leadership)
                 if self.leading:
                     await self._scale()
             except Exception as exc:  # the apiserver away for a moment must not stop the router
-                log.warning("autoscaler tick failed", extra={"error": str(exc)})
+                self._complain(str(exc))
             tick += 1
             await asyncio.sleep(max(0.0, 1.0 - (loop.time() - started)))
 
-    def stop(self) -> None:
+    def _complain(self, error: str) -> None:
+        """Log a failing tick, but the same failure (say a missing RBAC rule) once a minute at most."""
+        now = asyncio.get_running_loop().time()
+        if error != self._complaint[0] or now - self._complaint[1] >= 60.0:
+            self._complaint = (error, now)
+            log.warning("replica coordination tick failed (load Lease, leadership or scaling); peers "
+                        "may not count this replica in the concurrency share", extra={"error": error})
+
+    async def leave(self, timeout: float = 2.0) -> None:
+        """Stop, then delete our load Lease, so the peers take our share back now rather than when
+        it goes stale. Called once requests have drained. The loop ends its tick first (no call to
+        the apiserver is cut off, so none can write the Lease again after the delete); best effort:
+        the staleness rule covers a failure."""
+        from kubernetes.client.rest import ApiException
+
+        self._closing = True
+        if self._task is not None:
+            await asyncio.wait({self._task}, timeout=timeout)
+            self._task.cancel()
         if self._reflector is not None:
             self._reflector.stop(timeout=1.0)
+
+        def delete() -> None:
+            self.leases.delete_namespaced_lease(self.names.load(self.identity), self.namespace,
+                                                _request_timeout=timeout)
+
+        try:
+            await asyncio.wait_for(asyncio.to_thread(delete), timeout)
+        except (ApiException, OSError, TimeoutError) as exc:
+            log.info("load Lease not deleted; peers drop it when it goes stale", extra={"error": str(exc)})
 
     def _replace_peers(self, items: list[dict[str, Any]]) -> None:
         self.peers = {p.identity: p for p in map(parse_load_lease, items) if p is not None}

@@ -32,6 +32,7 @@ class LoadSample:
     in_flight: int
     queued: int
     desired_replicas: int | None = None
+    limit: int = 0  # requests this router replica sends to one pod at once (its share)
 
     @property
     def utilization(self) -> float:
@@ -40,8 +41,9 @@ class LoadSample:
 
 
 class _LoadCollector(Collector):
-    def __init__(self, read: Callable[[], Iterable[LoadSample]]) -> None:
+    def __init__(self, read: Callable[[], Iterable[LoadSample]], replicas: Callable[[], int]) -> None:
         self._read = read
+        self._replicas = replicas
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         labels = ["endpoint", "deployment", "namespace"]
@@ -59,6 +61,10 @@ class _LoadCollector(Collector):
             "desired": GaugeMetricFamily(
                 "inferplane_router_desired_replicas",
                 "Replicas the built-in autoscaler wants (only where autoscaling is on)", labels=labels),
+            "limit": GaugeMetricFamily(
+                "inferplane_router_concurrency_limit",
+                "Requests this router replica sends to one pod at once: the pod's "
+                "max-concurrent-requests-per-pod divided among the live router replicas", labels=labels),
         }
         for s in self._read():
             values = [s.endpoint, s.deployment, s.namespace]
@@ -69,11 +75,17 @@ class _LoadCollector(Collector):
             families["utilization"].add_metric(values, s.utilization)
             if s.desired_replicas is not None:
                 families["desired"].add_metric(values, s.desired_replicas)
+            families["limit"].add_metric(values, s.limit)
         yield from families.values()
+        yield GaugeMetricFamily(
+            "inferplane_router_replicas",
+            "Live router replicas dividing the pods' concurrency limits (this one included)",
+            value=self._replicas())
 
 
 class RouterMetrics:
-    def __init__(self, read_load: Callable[[], Iterable[LoadSample]]) -> None:
+    def __init__(self, read_load: Callable[[], Iterable[LoadSample]],
+                 read_replicas: Callable[[], int] = lambda: 1) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "inferplane_router_requests", "Scoring requests answered, by status code",
@@ -84,7 +96,7 @@ class RouterMetrics:
         self.mirrored = Counter(
             "inferplane_router_mirror_requests", "Mirror copies, by outcome (answered, failed, skipped)",
             ["endpoint", "namespace", "deployment", "outcome"], registry=self.registry)
-        self.registry.register(_LoadCollector(read_load))
+        self.registry.register(_LoadCollector(read_load, read_replicas))
         self._counters: dict[tuple[str, str, str, int], Counter] = {}
         self._histograms: dict[tuple[str, str, str], Histogram] = {}
 

@@ -6,15 +6,35 @@ wait runs out (then the caller answers 503). A pod that leaves keeps its slots u
 finish, but is never handed out again. Everything here runs on the event loop thread, so plain
 counters are enough; the timeouts are loop timers rather than `asyncio.wait_for`, which would cost a
 task per request.
+
+With several router replicas the limit is a pod's, not a replica's: `share` gives each live replica
+its part of it (the replicas learn of each other from their load Leases, `router.leader`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections import deque
 from collections.abc import Iterable
 
 from router.table import Backend
+
+
+def share(limit: int, replicas: int, rank: int, key: str = "") -> int:
+    """This replica's part of a pod's concurrency limit, when `replicas` routers send to that pod.
+
+    The limit is split as evenly as whole numbers allow: each replica gets `limit // replicas`, and
+    `limit % replicas` of them one more, so the parts add up to the limit exactly. Which replicas
+    get the extra turns with `key` (the deployment), so no replica collects every remainder. A part
+    is never below 1, as a replica with 0 could serve nothing: below `replicas` the parts add up to
+    `replicas`, not `limit`, and a pod can then see one request per router replica at once.
+    """
+    if replicas <= 1:
+        return limit
+    base, extra = divmod(limit, replicas)
+    turn = (rank + zlib.crc32(key.encode())) % replicas
+    return max(1, base + int(turn < extra))
 
 
 class QueueTimeout(Exception):
@@ -70,6 +90,11 @@ class PodPool:
         # Departed pods with requests still running stay in `slots` (for in-flight accounting) only.
         self.slots = fresh | {a: s for a, s in self.slots.items() if s.gone and s.in_flight}
         self._order = list(fresh.values())
+        self._wake()
+
+    def resize(self, max_concurrent: int) -> None:
+        """A new limit per pod; requests already running above a lower one finish, none start."""
+        self.max_concurrent = max_concurrent
         self._wake()
 
     # -- taking and giving back a slot ------------------------------------------------------------

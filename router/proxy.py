@@ -26,7 +26,7 @@ import orjson
 
 from router import auth
 from router.metrics import LoadSample, RouterMetrics
-from router.pool import PodPool, PodSlot, QueueTimeout
+from router.pool import PodPool, PodSlot, QueueTimeout, share
 from router.server import Body, ClientConnection, Request
 from router.table import Deployment, Endpoint, RouteTable, choose, mirror_targets
 from router.upstream import Sink, UpstreamConnection, UpstreamError, UpstreamPool, UpstreamTimeout
@@ -65,8 +65,12 @@ class Router:
         self.pools: dict[str, PodPool] = {}
         self.owner: dict[str, Deployment] = {}  # pool key -> the deployment it serves
         self.upstreams = UpstreamPool()
-        self.metrics = RouterMetrics(self.load)
+        self.metrics = RouterMetrics(self.load, lambda: self.replicas)
         self.ready = False
+        # Live router replicas sending to the same pods (this one included) and this one's rank:
+        # each pod's limit is divided among them (`pool.share`); set by `router.leader`.
+        self.replicas = 1
+        self.rank = 0
         self.desired: dict[str, int] = {}  # "namespace/name" -> replicas the autoscaler last set
         self._random = (random_draw or random.Random()).random
         self._mirrors: set[asyncio.Task[None]] = set()
@@ -83,10 +87,11 @@ class Router:
                     log.warning("endpoint problem", extra={"endpoint": endpoint.key, "problem": problem})
             for deployment in endpoint.deployments:
                 owner[deployment.key] = deployment
+                limit = self.limit(deployment)
                 pool = self.pools.get(deployment.key)
                 if pool is None:
-                    pool = self.pools[deployment.key] = PodPool(deployment.settings.max_concurrent)
-                pool.update(deployment.backends, deployment.settings.max_concurrent)
+                    pool = self.pools[deployment.key] = PodPool(limit)
+                pool.update(deployment.backends, limit)
         for key, pool in list(self.pools.items()):
             if key not in owner:
                 pool.update((), pool.max_concurrent)  # waiters time out; running requests finish
@@ -95,12 +100,29 @@ class Router:
         self.owner = owner
         self.upstreams.prune(60.0, {b.address for d in table.deployments() for b in d.backends})
 
+    def limit(self, deployment: Deployment) -> int:
+        """Requests this replica may have on one pod of `deployment` at once: its share of the limit."""
+        return share(deployment.settings.max_concurrent, self.replicas, self.rank, deployment.key)
+
+    def set_replicas(self, replicas: int, rank: int) -> None:
+        """Another replica came or went: divide every pod's limit again."""
+        if (replicas, rank) == (self.replicas, self.rank):
+            return
+        log.info("router replicas changed; each pod's concurrency limit divided again",
+                 extra={"replicas": replicas, "rank": rank, "was": self.replicas})
+        self.replicas, self.rank = replicas, rank
+        for key, deployment in self.owner.items():
+            pool = self.pools.get(key)
+            if pool is not None:
+                pool.resize(self.limit(deployment))
+
     def load(self) -> list[LoadSample]:
         samples = []
         for key, pool in self.pools.items():
             endpoint, namespace, name = key.split("/", 2)
             samples.append(LoadSample(endpoint, name, namespace, pool.pods, pool.busy_pods,
-                                      pool.in_flight, pool.queued, self.desired.get(f"{namespace}/{name}")))
+                                      pool.in_flight, pool.queued, self.desired.get(f"{namespace}/{name}"),
+                                      pool.max_concurrent))
         return samples
 
     # -- HTTP entry ------------------------------------------------------------------------------------
@@ -214,9 +236,12 @@ class Router:
             if not pool.pods:
                 message = f"deployment '{deployment.name}' of endpoint '{endpoint.name}' has no ready pods"
             else:
-                message = (f"deployment '{deployment.name}' is at capacity ({pool.pods} pods x "
-                           f"{settings.max_concurrent} concurrent requests); no pod freed up within "
-                           f"{settings.max_queue_wait_ms} ms")
+                per_pod = f"{pool.max_concurrent} concurrent requests"
+                if self.replicas > 1:
+                    per_pod += (f", this router's share of {settings.max_concurrent} per pod among "
+                                f"{self.replicas} router replicas")
+                message = (f"deployment '{deployment.name}' is at capacity ({pool.pods} pods x {per_pod}); "
+                           f"no pod freed up within {settings.max_queue_wait_ms} ms")
             client.respond(503, _error(503, message), headers=[(b"retry-after", b"1")])
             return 503
         conn: UpstreamConnection | None = None

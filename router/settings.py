@@ -61,7 +61,7 @@ class DeploymentSettings:
     traffic: int = 0  # percent of the endpoint's live traffic
     mirror: int = 0  # percent of the endpoint's traffic copied here, answers dropped
     is_default: bool = False
-    max_concurrent: int = DEFAULT_MAX_CONCURRENT  # per pod, per router replica
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT  # per pod, divided among the live router replicas
     request_timeout_ms: int = DEFAULT_REQUEST_TIMEOUT_MS
     max_queue_wait_ms: int = DEFAULT_MAX_QUEUE_WAIT_MS
     scoring_path: str = DEFAULT_SCORING_PATH

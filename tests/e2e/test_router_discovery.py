@@ -7,9 +7,11 @@ import contextlib
 import math
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -221,6 +223,69 @@ def test_router_serves_several_namespaces_each_with_its_own_endpoints_and_keys(
             standin.close()
 
 
+def gauge(base: str, name: str) -> float:
+    """The value of a router gauge (the first series of that name) from its /metrics."""
+    for line in requests.get(f"{base}/metrics", timeout=5).text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in {base}/metrics")
+
+
+def test_router_replicas_divide_each_pods_limit_and_releases_keep_their_own_leases(
+    control_plane: ControlPlane, fresh_namespace: str, tmp_path: Path
+) -> None:
+    """Two replicas of release a share a pod's limit of 3 (1 + 2); release b's replica, in the same
+    namespace, neither counts them nor shares their leader Lease; a replica that stops hands its
+    share back by deleting its Lease, well before the Lease would have gone stale."""
+    ns, core = fresh_namespace, k8s.CoreV1Api(control_plane.api())
+    leases = k8s.CoordinationV1Api(control_plane.api())
+    if not any(n.metadata.name == NODE for n in core.list_node().items):
+        control_plane.add_node(NODE)
+    standin = KubeletStandin(core)
+    settings = {"ml.example/auth": "none", "ml.example/max-concurrent-requests-per-pod": "3",
+                "ml.example/max-queue-wait-ms": "20000", "ml.example/request-timeout-ms": "20000"}
+    core.create_namespaced_pod(ns, pod_manifest("wide-0", "wide", settings, endpoint="wide"))
+    pod = standin.run(ns, "wide-0")
+
+    def router(identity: str, prefix: str, *extra: str) -> contextlib.AbstractContextManager[str]:
+        flags = ["--namespace", ns, "--lease-namespace", ns, "--lease-prefix", prefix, "--identity", identity]
+        return running_router(control_plane, tmp_path / f"{identity}.log", *flags, *extra)
+
+    try:
+        with router("a-1", "rel-a") as one, router("b-1", "rel-b", "--no-autoscale") as other:
+            with router("a-2", "rel-a") as two:
+                for base in (one, two):
+                    control_plane.wait_for(lambda b=base: gauge(b, "inferplane_router_replicas") == 2, 20,
+                                           f"{base} to count two replicas of release a")
+                    control_plane.wait_for(lambda b=base: requests.post(
+                        f"{b}/api/v1/endpoint/wide/score", data=b"{}", timeout=5).ok, 20, "routed")
+                shares = sorted(gauge(b, "inferplane_router_concurrency_limit") for b in (one, two))
+                assert shares == [1, 2]
+                assert gauge(other, "inferplane_router_replicas") == 1  # release b counts only itself
+                assert gauge(other, "inferplane_router_concurrency_limit") == 3
+                # Six callers on each replica of release a, 0.6 s each: the pod sees 3 at once, not 6.
+                with ThreadPoolExecutor(12) as callers:
+                    answers = list(callers.map(
+                        lambda base: requests.post(f"{base}/api/v1/endpoint/wide/score", data=b"{}",
+                                                   headers={"x-stub-delay-ms": "600"}, timeout=30),
+                        [one, two] * 6))
+                assert [a.status_code for a in answers] == [200] * 12
+                assert pod.stub.stats()["max_in_flight"] == 3
+                names = {lease.metadata.name for lease in leases.list_namespaced_lease(ns).items}
+                assert {"rel-a-autoscaler", "rel-a-load-a-1", "rel-a-load-a-2", "rel-b-load-b-1"} <= names
+                assert not {"rel-b-autoscaler", "inferplane-router-autoscaler"} & names
+                labels = leases.read_namespaced_lease("rel-b-load-b-1", ns).metadata.labels
+                assert labels == {"ml.example/router-load": "rel-b"}
+            stopped = time.monotonic()
+            control_plane.wait_for(lambda: gauge(one, "inferplane_router_replicas") == 1, 10,
+                                   "a-1 to take the whole limit back")
+            assert time.monotonic() - stopped < 5  # its Lease was deleted, not left to go stale (10 s)
+            assert gauge(one, "inferplane_router_concurrency_limit") == 3
+            assert "rel-a-load-a-2" not in {x.metadata.name for x in leases.list_namespaced_lease(ns).items}
+    finally:
+        standin.close()
+
+
 def scaled_deployment(name: str, endpoint: str) -> dict:
     labels = {"app": name, "ml.example/endpoint": endpoint, "ml.example/deployment": name}
     annotations = {"ml.example/endpoint": endpoint, "ml.example/auth": "none",
@@ -240,8 +305,6 @@ def scaled_deployment(name: str, endpoint: str) -> dict:
 def test_router_scales_a_busy_deployment_up(
     control_plane: ControlPlane, fresh_namespace: str, tmp_path: Path
 ) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
     ns, core = fresh_namespace, k8s.CoreV1Api(control_plane.api())
     apps = k8s.AppsV1Api(control_plane.api())
     if not any(n.metadata.name == NODE for n in core.list_node().items):

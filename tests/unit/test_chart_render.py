@@ -437,9 +437,10 @@ def test_rbac_grants_only_what_each_component_reads_or_changes() -> None:
         "apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
         "resourceNames": ["inferplane-scheduler"], "verbs": ["get", "update"],
     } in rules  # fmt: skip
-    # Router replicas each publish a Lease named after their pod: no resourceNames possible.
+    # Router replicas each publish a Lease named after their pod (and delete it on the way out):
+    # no resourceNames possible.
     assert _rules(docs, "Role", f"{FULLNAME}-router-lease") == [
-        ("coordination.k8s.io", "leases", ("create", "get", "list", "patch", "update", "watch"))
+        ("coordination.k8s.io", "leases", ("create", "delete", "get", "list", "patch", "update", "watch"))
     ]
     bound = {
         d["roleRef"]["name"]
@@ -477,7 +478,8 @@ def test_router_without_autoscale_cannot_scale_anything() -> None:
     docs = render("--set", "router.autoscale=false")
     assert "--no-autoscale" in container(docs, f"{FULLNAME}-router", "router")["args"]
     assert not [r for r in _rules(docs, "ClusterRole", f"{FULLNAME}-router") if "scale" in r[1]]
-    assert not [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-router-lease")]
+    # The load Leases stay: the replicas still divide each pod's concurrency limit among them.
+    assert find(docs, "Role", f"{FULLNAME}-router-lease")["metadata"]["namespace"] == NAMESPACE
 
 
 def test_scheduler_configuration_agrees_with_the_webhook_and_the_sidecar() -> None:

@@ -1,11 +1,13 @@
-"""Summing the replicas' published load: stale replicas drop out, busy pods are not double counted."""
+"""The replicas' Leases: summing published load (stale replicas drop out, busy pods are not double
+counted), counting live replicas and dividing each pod's limit among them, one release's names."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 from router.autoscale import Load
-from router.leader import LeaseNames, PeerLoad, parse_load_lease, total_load
+from router.leader import LeaseNames, PeerLoad, live_replicas, parse_load_lease, total_load
 
 NOW = dt.datetime(2024, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 
@@ -39,3 +41,36 @@ def test_each_release_has_its_own_leases() -> None:
     # Peers are found by this selector, so release b's replicas never count as release a's.
     assert a.selector == "ml.example/router-load=models-a-router" != b.selector
     assert LeaseNames().leader == "inferplane-router-autoscaler"  # what a router run by hand uses
+
+
+def test_live_replicas_count_fresh_leases_and_always_this_one() -> None:
+    def peer(identity: str, seconds_ago: float) -> PeerLoad:
+        return PeerLoad(identity, NOW - dt.timedelta(seconds=seconds_ago), {})
+
+    assert live_replicas([], "router-b", NOW) == (1, 0)  # alone, or before the first list: whole limits
+    peers = [peer("router-a", 1), peer("router-c", 9), peer("router-gone", 11), peer("router-b", 30)]
+    # router-b's own Lease is stale (it could not write) but it counts itself; router-gone does not count.
+    assert live_replicas(peers, "router-b", NOW) == (3, 1)
+    # ... while its peers, seeing that Lease stale, do not count it: a replica that cannot write its
+    # Lease makes the others take too large a share (logged by it, see Coordinator._complain).
+    assert live_replicas(peers, "router-c", NOW) == (2, 1)
+
+
+def test_the_router_divides_each_pods_limit_by_the_live_replicas() -> None:
+    from router.proxy import Router
+    from router.settings import DeploymentSettings
+    from router.table import Backend, Deployment, RouteTable, make_endpoint
+
+    async def limits(replicas: int, rank: int) -> dict[str, int]:
+        router = Router()
+        blue = Deployment("blue", "ns", DeploymentSettings(max_concurrent=5), (Backend("p", "10.0.0.1", 1),))
+        one = Deployment("one", "ns", DeploymentSettings(max_concurrent=1), (Backend("q", "10.0.0.2", 1),))
+        router.apply(RouteTable.of([make_endpoint("iris", [blue, one], namespace="ns")]))
+        router.set_replicas(replicas, rank)
+        found = {key.rsplit("/", 1)[1]: pool.max_concurrent for key, pool in router.pools.items()}
+        await router.close()
+        return found
+
+    assert asyncio.run(limits(1, 0)) == {"blue": 5, "one": 1}
+    shares = [asyncio.run(limits(2, rank)) for rank in range(2)]
+    assert sorted(s["blue"] for s in shares) == [2, 3] and [s["one"] for s in shares] == [1, 1]

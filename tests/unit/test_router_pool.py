@@ -1,12 +1,15 @@
-"""Per-pod concurrency: exact limits, least-loaded choice, FIFO bounded wait, pods that leave."""
+"""Per-pod concurrency: exact limits, least-loaded choice, FIFO bounded wait, pods that leave, and the
+limit divided among router replicas."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from router.pool import PodPool, QueueTimeout
+from router.pool import PodPool, QueueTimeout, share
 from router.table import Backend
 
 A = Backend("a", "127.0.0.2", 1)
@@ -105,5 +108,41 @@ def test_a_cancelled_waiter_leaves_the_line() -> None:
         assert pool.queued == 0
         pool.release(held)
         assert pool.in_flight == 0
+
+    run(scenario())
+
+
+@given(limit=st.integers(1, 10_000), replicas=st.integers(1, 64), key=st.text(max_size=20))
+def test_the_replicas_shares_add_up_to_the_pods_limit(limit: int, replicas: int, key: str) -> None:
+    parts = [share(limit, replicas, rank, key) for rank in range(replicas)]
+    assert min(parts) >= 1
+    assert max(parts) - min(parts) <= 1  # as even as whole numbers allow
+    assert sum(parts) == max(limit, replicas)  # exactly the limit, unless each needs its 1
+
+
+def test_shares_worked_examples() -> None:
+    assert share(8, 1, 0) == 8  # one router: the whole limit
+    assert sorted(share(8, 3, rank, "iris/ns/blue") for rank in range(3)) == [2, 3, 3]
+    assert [share(1, 3, rank) for rank in range(3)] == [1, 1, 1]  # never 0: 3 at once on that pod
+    # The remainder goes to different replicas for different deployments.
+    extra = {key: [share(4, 3, rank, key) for rank in range(3)].index(2) for key in ("a", "b", "c", "d")}
+    assert len(set(extra.values())) > 1
+
+
+def test_a_lower_limit_lets_running_requests_finish_and_a_higher_one_serves_the_line() -> None:
+    async def scenario() -> None:
+        pool = PodPool()
+        pool.update([A], max_concurrent=2)
+        first, second = await pool.acquire(0.1), await pool.acquire(0.1)
+        pool.resize(1)  # a second router replica appeared
+        assert pool.in_flight == 2 and pool.try_acquire() is None
+        waiter = asyncio.create_task(pool.acquire(1.0))
+        await asyncio.sleep(0.01)
+        pool.release(first)  # 1 still running on a limit of 1: the line keeps waiting
+        await asyncio.sleep(0.01)
+        assert not waiter.done() and pool.queued == 1
+        pool.resize(2)  # the other replica left
+        assert (await waiter).backend == A and pool.in_flight == 2
+        pool.release(second)
 
     run(scenario())
