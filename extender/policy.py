@@ -28,28 +28,55 @@ UNKNOWN_NODE = Reject("not in the extender's node cache yet")
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """Nodes refused for one reason (the node's name is prefixed when it is shown)."""
+
+    reason: str
+    unresolvable: bool  # nothing on those nodes can change the answer
+    names: list[str]
+    from_cache: bool = True  # names the node cache knows: DNS subdomains, nothing to escape in JSON
+
+
+@dataclass(frozen=True)
 class FilterResult:
     passed: list[str]
-    failed: dict[str, str]  # waiting or evicting may help
-    unresolvable: dict[str, str]  # nothing on that node can change the answer
+    refusals: list[Refusal] = field(default_factory=list)
     rejections: dict[str, int] = field(default_factory=dict)  # rule name -> nodes refused
+
+    def _messages(self, unresolvable: bool) -> dict[str, str]:
+        return {
+            name: f"{name}: {refusal.reason}"
+            for refusal in self.refusals
+            if refusal.unresolvable is unresolvable
+            for name in refusal.names
+        }
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """Node -> one-line reason, where waiting or evicting may help."""
+        return self._messages(False)
+
+    @property
+    def unresolvable(self) -> dict[str, str]:
+        return self._messages(True)
 
 
 class _Refusals:
-    """Collects refused nodes with their one-line reasons, and counts them per rule."""
+    """Collects refused nodes grouped by reason, and counts them per rule."""
 
     def __init__(self) -> None:
-        self.failed: dict[str, str] = {}
-        self.unresolvable: dict[str, str] = {}
+        self.groups: dict[tuple[str, Reject], Refusal] = {}
         self.by_rule: dict[str, int] = {}
 
-    def add(self, rule: str, reject: Reject, names: Iterable[str]) -> None:
-        into = self.unresolvable if reject.unresolvable else self.failed
-        reason = reject.reason
-        count = len(into)
-        into.update({name: f"{name}: {reason}" for name in names})
-        if len(into) > count:
-            self.by_rule[rule] = self.by_rule.get(rule, 0) + len(into) - count
+    def add(self, rule: str, reject: Reject, names: Iterable[str], from_cache: bool = True) -> None:
+        names = list(names)
+        if not names:
+            return
+        group = self.groups.get((rule, reject))
+        if group is None:
+            group = self.groups[rule, reject] = Refusal(reject.reason, reject.unresolvable, [], from_cache)
+        group.names.extend(names)
+        self.by_rule[rule] = self.by_rule.get(rule, 0) + len(names)
 
 
 def _first(rules: Sequence[Rule], pod: PodInfo, node: Node, ctx: Context) -> tuple[str, Reject] | None:
@@ -90,13 +117,17 @@ def filter_nodes(pod: PodInfo, names: Iterable[str], state: ClusterState, settin
     ctx = Context(cpu_pods_on_gpu_nodes=settings.cpu_pods_on_gpu_nodes)
     with state.lock:
         batch, unknown = _known(list(names), state)
-        refusals.add("unknown-node", UNKNOWN_NODE, unknown)
+        refusals.add("unknown-node", UNKNOWN_NODE, unknown, from_cache=False)
         batch = _per_shape([r for r in rules if r.scope is Scope.SHAPE], pod, batch, ctx, refusals)
         for rule in (r for r in rules if r.scope is Scope.NODE):
             refused = rule.check(pod, batch, ctx)
             if refused:
+                same: dict[int, tuple[Reject, list[int]]] = {}  # the Rejects are alive here: id() is safe
                 for index, reject in refused.items():
-                    refusals.add(rule.name, reject, (batch.request_names[batch.positions[index]],))
+                    same.setdefault(id(reject), (reject, []))[1].append(index)
+                for reject, indices in same.values():
+                    positions = batch.positions[indices].tolist()
+                    refusals.add(rule.name, reject, map(batch.request_names.__getitem__, positions))
                 keep = np.ones(len(batch), dtype=bool)
                 keep[list(refused)] = False
                 batch = batch.subset(keep)
@@ -107,7 +138,7 @@ def filter_nodes(pod: PodInfo, names: Iterable[str], state: ClusterState, settin
                 not shapes[sid].is_gpu for sid in np.flatnonzero(np.bincount(batch.shape_ids)).tolist()
             )
             batch = _per_shape(late, pod, batch, replace(ctx, cpu_node_feasible=feasible), refusals)
-    return FilterResult(batch.names, refusals.failed, refusals.unresolvable, refusals.by_rule)
+    return FilterResult(batch.names, list(refusals.groups.values()), refusals.by_rule)
 
 
 def _column(score: Score, pod: PodInfo, batch: Batch, ctx: ScoreContext) -> np.ndarray:

@@ -16,7 +16,7 @@ import orjson
 
 from extender.model import PodInfo
 from extender.parse import pod_from
-from extender.policy import FilterResult, Priorities
+from extender.policy import FilterResult, Priorities, Refusal
 from inferplane.errors import BadRequest
 
 
@@ -131,19 +131,48 @@ def encode_bind(error: str = "") -> bytes:
 
 
 def encode_filter(result: FilterResult, items: list[Mapping[str, Any]] | None = None) -> bytes:
-    nodes = None
+    """ExtenderFilterResult. The reason maps are joined, not dumped: a GPU pod offered 4,000 CPU
+    nodes has 4,000 `"node":"node: reason"` entries, and building them as a dict cost 0.5 ms."""
+    nodes = b"null"
     if items is not None:
         keep = set(result.passed)
-        nodes = {"metadata": {}, "items": [item for item in items if item["metadata"]["name"] in keep]}
-    return orjson.dumps(
-        {
-            "Nodes": nodes,
-            "NodeNames": result.passed,
-            "FailedNodes": result.failed,
-            "FailedAndUnresolvableNodes": result.unresolvable,
-            "Error": "",
-        }
+        nodes = orjson.dumps(
+            {"metadata": {}, "items": [item for item in items if item["metadata"]["name"] in keep]}
+        )
+    return b"".join(
+        (
+            b'{"Nodes":',
+            nodes,
+            b',"NodeNames":',
+            orjson.dumps(result.passed),
+            b',"FailedNodes":{',
+            _reasons(result.refusals, unresolvable=False),
+            b'},"FailedAndUnresolvableNodes":{',
+            _reasons(result.refusals, unresolvable=True),
+            b'},"Error":""}',
+        )
     )
+
+
+def _reasons(refusals: list[Refusal], unresolvable: bool) -> bytes:
+    """`"n1":"n1: reason","n2":"n2: reason"` for every refused node of that kind."""
+    entries = []
+    for refusal in refusals:
+        if refusal.unresolvable is not unresolvable:
+            continue
+        if not refusal.from_cache:  # names we cannot vouch for: let orjson escape them
+            entries.append(orjson.dumps({n: f"{n}: {refusal.reason}" for n in refusal.names})[1:-1].decode())
+            continue
+        count = len(refusal.names)
+        tail = orjson.dumps(": " + refusal.reason).decode()[1:]  # escaped text and the closing quote
+        parts = [""] * (5 * count)
+        parts[0::5] = ['"'] * count
+        parts[1::5] = refusal.names
+        parts[2::5] = ['":"'] * count
+        parts[3::5] = refusal.names
+        parts[4::5] = [tail + ","] * count
+        entries.append("".join(parts)[:-1])
+    return ",".join(entries).encode()
 
 
 def encode_filter_error(message: str) -> bytes:

@@ -9,7 +9,7 @@ import pytest
 
 from extender import fixtures as fx
 from extender import wire
-from extender.policy import FilterResult, Priorities
+from extender.policy import FilterResult, Priorities, Refusal
 from inferplane.errors import BadRequest
 
 
@@ -20,12 +20,26 @@ def test_keys_are_read_without_regard_to_case():
 
 
 def test_filter_answer_has_the_canonical_keys_and_null_nodes_when_cache_capable():
-    result = FilterResult(["n1"], {"n2": "n2: busy"}, {"n3": "n3: no GPU"})
+    result = FilterResult(
+        ["n1"],
+        [
+            Refusal("busy", False, ["n2", "n4"]),
+            Refusal('GPU product "A10"; needs \\ one', True, ["n3"]),
+            Refusal("not in the cache", False, ['we"ird'], from_cache=False),
+        ],
+    )
     assert orjson.loads(wire.encode_filter(result)) == {
         "Nodes": None,
         "NodeNames": ["n1"],
-        "FailedNodes": {"n2": "n2: busy"},
-        "FailedAndUnresolvableNodes": {"n3": "n3: no GPU"},
+        "FailedNodes": {"n2": "n2: busy", "n4": "n4: busy", 'we"ird': 'we"ird: not in the cache'},
+        "FailedAndUnresolvableNodes": {"n3": 'n3: GPU product "A10"; needs \\ one'},
+        "Error": "",
+    }
+    assert orjson.loads(wire.encode_filter(FilterResult([]))) == {
+        "Nodes": None,
+        "NodeNames": [],
+        "FailedNodes": {},
+        "FailedAndUnresolvableNodes": {},
         "Error": "",
     }
     error = orjson.loads(wire.encode_filter_error("not yet"))
