@@ -241,19 +241,24 @@ class Demo:
                 doc["spec"]["local"]["path"] = str(models)
                 terms = doc["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
                 terms[0]["matchExpressions"][0]["values"] = [n[0] for n in NODES]
-        self.cp.kubectl(
-            "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
-        )
-        self.cp.wait_for(
-            lambda: (
-                self.cp.kubectl(
-                    "get", "pvc", "inferplane-models", "-n", NAMESPACE, "-o", "jsonpath={.status.phase}"
-                ).stdout
-                == "Bound"
-            ),
-            timeout=60,
-            message="PersistentVolumeClaim inferplane-models to be Bound",
-        )
+        # The volume first, and Available, then the claim: a claim that reaches the binder before
+        # its volume waits for the binder's next resync (15 s).
+        phase = {"PersistentVolume": ("pv", ""), "PersistentVolumeClaim": ("pvc", NAMESPACE)}
+        wanted = {"PersistentVolume": "Available", "PersistentVolumeClaim": "Bound"}
+        for doc in sorted(docs, key=lambda d: d["kind"] != "PersistentVolume"):
+            self.cp.kubectl("apply", "-f", "-", input=json.dumps(doc))
+            kind, namespace = phase[doc["kind"]]
+            where = ["-n", namespace] if namespace else []
+            self.cp.wait_for(
+                lambda kind=kind, where=where, doc=doc: (
+                    self.cp.kubectl(
+                        "get", kind, doc["metadata"]["name"], *where, "-o", "jsonpath={.status.phase}"
+                    ).stdout
+                    in (wanted[doc["kind"]], "Bound")
+                ),
+                timeout=60,
+                message=f"{doc['kind']} {doc['metadata']['name']} to be {wanted[doc['kind']]}",
+            )
         self.detail("PersistentVolumeClaim inferplane-models: Bound (local volume over the built files)")
 
     def _spawn(self, running: Running, name: str, argv: list[str]) -> Child:
