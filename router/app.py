@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from router.leader import DEFAULT_LEASE_PREFIX
+from router.defaults import LEASE_PREFIX, MIRROR_MAX_BODY
 from router.proxy import Router
 from router.server import ClientConnection
 
@@ -39,10 +39,11 @@ class Options:
     kubeconfig: str | None = None
     autoscale: bool = True
     lease_namespace: str = "default"
-    lease_prefix: str = DEFAULT_LEASE_PREFIX  # <prefix>-autoscaler, <prefix>-load-<identity>
+    lease_prefix: str = LEASE_PREFIX  # <prefix>-autoscaler, <prefix>-load-<identity>
     identity: str = ""
     drain_seconds: float = 30.0
     tls_poll_seconds: float = 2.0  # how often the certificate files are checked for a rotation
+    mirror_max_body_bytes: int = MIRROR_MAX_BODY  # larger bodies get no mirror copy
 
 
 class RouterApp:
@@ -50,7 +51,7 @@ class RouterApp:
 
     def __init__(self, options: Options) -> None:
         self.options = options
-        self.router = Router()
+        self.router = Router(mirror_max_body=options.mirror_max_body_bytes)
         self.connections: set[ClientConnection] = set()
         self._server: asyncio.base_events.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []

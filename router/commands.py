@@ -7,10 +7,10 @@ import os
 import re
 import socket
 
-from router.leader import DEFAULT_LEASE_PREFIX
+from router.defaults import LEASE_PREFIX, MIRROR_MAX_BODY
 
 # A DNS label: what a namespace name is, and what is valid at the start of a Lease name and as a label value.
-NAMESPACE = LEASE_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,12 +37,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="never scale Deployments, even those with ml.example/autoscale-max-replicas")
     parser.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE", "default"),
                         help="namespace of the router's Leases (default $POD_NAMESPACE or 'default')")
-    parser.add_argument("--lease-prefix", default=DEFAULT_LEASE_PREFIX,
+    parser.add_argument("--lease-prefix", default=LEASE_PREFIX,
                         help="names this release's Leases, <prefix>-autoscaler and <prefix>-load-<identity>: "
                              "each router release in a namespace needs its own "
-                             f"(default {DEFAULT_LEASE_PREFIX})")
+                             f"(default {LEASE_PREFIX})")
     parser.add_argument("--identity", default=os.environ.get("POD_NAME", socket.gethostname()),
                         help="this replica's name in the Leases (default $POD_NAME or the host name)")
+    parser.add_argument("--mirror-max-body-bytes", type=int, default=MIRROR_MAX_BODY, metavar="N",
+                        help="send mirror copies only of request bodies up to N bytes; each is held in "
+                             "memory until its copy is sent, and larger ones are counted as skipped "
+                             f"(default {MIRROR_MAX_BODY}, 1 MiB)")
     parser.add_argument("--drain-seconds", type=float, default=30.0,
                         help="on SIGTERM, how long requests in flight may take to finish (default 30)")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
@@ -57,16 +61,18 @@ def run(args: argparse.Namespace) -> int:
     from router.app import run as run_router
 
     check_tls_files(args.tls_cert_file, args.tls_key_file)  # a clear sentence, not a traceback
-    if not LEASE_PREFIX.fullmatch(args.lease_prefix):
+    if not DNS_LABEL.fullmatch(args.lease_prefix):
         raise UserError(f"--lease-prefix {args.lease_prefix!r}: use at most 63 lowercase letters, digits "
                         "and '-', starting and ending with a letter or digit (it names Leases and is a label "
                         "value)")
     for namespace in args.namespaces:
-        if not NAMESPACE.fullmatch(namespace):
+        if not DNS_LABEL.fullmatch(namespace):
             raise UserError(f"--namespace {namespace!r}: not a namespace name "
                             "(at most 63 lowercase letters, digits and '-')")
     if args.namespaces and args.routes:
         raise UserError("--namespace is for the cluster; a --routes file names each endpoint's namespace")
+    if args.mirror_max_body_bytes < 0:
+        raise UserError(f"--mirror-max-body-bytes {args.mirror_max_body_bytes}: must be 0 or more")
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port {args.port}: not a port number")
     logs.configure(args.log_level)
@@ -75,4 +81,5 @@ def run(args: argparse.Namespace) -> int:
         routes=args.routes, namespaces=tuple(dict.fromkeys(args.namespaces)), kubeconfig=args.kubeconfig,
         autoscale=args.autoscale, lease_namespace=args.lease_namespace, lease_prefix=args.lease_prefix,
         identity=args.identity, drain_seconds=args.drain_seconds,
+        mirror_max_body_bytes=args.mirror_max_body_bytes,
     ))

@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from router.autoscale import Load, ScaleState, step
+from router.defaults import LEASE_PREFIX
 from router.settings import PREFIX
 
 log = logging.getLogger("inferplane.router")
@@ -39,7 +40,6 @@ log = logging.getLogger("inferplane.router")
 # replicas of the same release, even when two releases share a namespace.
 LOAD_LABEL = PREFIX + "router-load"
 LOAD_ANNOTATION = PREFIX + "router-load"
-DEFAULT_LEASE_PREFIX = "inferplane-router"
 LEASE_SECONDS = 15
 FRESH_SECONDS = 10.0
 HEARTBEAT_SECONDS = 4.0
@@ -78,7 +78,7 @@ def total_load(peers: list[PeerLoad], key: str, now: dt.datetime) -> Load:
 class LeaseNames:
     """The Leases of one router release: `<prefix>-autoscaler`, and `<prefix>-load-<replica>` each."""
 
-    prefix: str = DEFAULT_LEASE_PREFIX
+    prefix: str = LEASE_PREFIX
 
     @property
     def leader(self) -> str:

@@ -25,9 +25,10 @@ from collections.abc import Iterator
 import orjson
 
 from router import auth
+from router.defaults import MIRROR_MAX_BODY
 from router.metrics import LoadSample, RouterMetrics
 from router.pool import PodPool, PodSlot, QueueTimeout, share
-from router.server import Body, ClientConnection, Request
+from router.server import RETAIN_LIMIT, Body, ClientConnection, Request
 from router.table import Deployment, Endpoint, RouteTable, choose, mirror_targets
 from router.upstream import Sink, UpstreamConnection, UpstreamError, UpstreamPool, UpstreamTimeout
 from router.wire import HOP_BY_HOP, Headers, head
@@ -60,7 +61,9 @@ def _names(names: Iterator[str] | list[str]) -> str:
 class Router:
     """Holds the current table and the live state that outlives it (pod slots, connections)."""
 
-    def __init__(self, random_draw: random.Random | None = None) -> None:
+    def __init__(self, random_draw: random.Random | None = None,
+                 mirror_max_body: int = MIRROR_MAX_BODY) -> None:
+        self.mirror_max_body = mirror_max_body  # larger bodies get no mirror copy
         self.table = RouteTable()
         self.pools: dict[str, PodPool] = {}
         self.owner: dict[str, Deployment] = {}  # pool key -> the deployment it serves
@@ -202,7 +205,8 @@ class Router:
                 mirrors = mirror_targets(endpoint, deployment.name,
                                          [self._random() * 100.0 for _ in endpoint.mirrors])
         client.send_continue(request)
-        request.body.retain(request.content_length)
+        request.body.retain(request.content_length,
+                            max(RETAIN_LIMIT, self.mirror_max_body) if mirrors else RETAIN_LIMIT)
         for target in mirrors:
             self._spawn_mirror(endpoint, target, request, query)
         status = await self.forward(endpoint, deployment, request, client, query)
@@ -364,7 +368,7 @@ class Router:
             return
         body = request.body.replay()
         pool = self.pools.get(target.key)
-        if body is None or pool is None:
+        if body is None or len(body) > self.mirror_max_body or pool is None:
             self.metrics.mirrored.labels(endpoint.name, endpoint.namespace, target.name, "skipped").inc()
             return
         slot: PodSlot | None = None

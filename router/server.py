@@ -28,7 +28,8 @@ log = logging.getLogger("inferplane.router")
 # Request bytes held before the client is told to wait (pause_reading): the queue wait can be long,
 # and a 100 MB upload must not sit in memory while its request waits for a pod.
 BODY_HIGH_WATER = 256 * 1024
-# Bodies up to this size are kept while they pass, for a mirror copy or a retry on a fresh connection.
+# Bodies up to this size are kept while they pass, for a retry on a fresh connection (and for a mirror
+# copy, up to the router's --mirror-max-body-bytes when that is larger).
 RETAIN_LIMIT = 1024 * 1024
 
 
@@ -44,8 +45,8 @@ class Body:
     fresh upstream connection or copied to a mirror deployment; past that the copy is dropped.
     """
 
-    __slots__ = ("_buffer", "_buffered", "_conn", "_done", "_sink", "complete", "completed_at", "retained",
-                 "size")
+    __slots__ = ("_buffer", "_buffered", "_conn", "_done", "_limit", "_sink", "complete", "completed_at",
+                 "retained", "size")
 
     def __init__(self, conn: ClientConnection) -> None:
         self._conn = conn
@@ -57,10 +58,13 @@ class Body:
         self.completed_at = 0.0
         self.size = 0
         self.retained: list[bytes] | None = None
+        self._limit = RETAIN_LIMIT
 
-    def retain(self, expected: int | None) -> None:
-        """Keep a copy as the body passes (call before `attach`), unless it is known to be too big."""
-        if self._sink is None and self.size <= RETAIN_LIMIT and (expected or 0) <= RETAIN_LIMIT:
+    def retain(self, expected: int | None, limit: int = RETAIN_LIMIT) -> None:
+        """Keep a copy of up to `limit` bytes as the body passes (call before `attach`), unless it is
+        known to be bigger; a body that grows past the limit drops its copy."""
+        self._limit = limit
+        if self._sink is None and self.size <= limit and (expected or 0) <= limit:
             self.retained = list(self._buffer)
 
     def replay(self) -> bytes | None:
@@ -70,7 +74,7 @@ class Body:
     def feed(self, data: bytes) -> None:
         self.size += len(data)
         if self.retained is not None:
-            if self.size <= RETAIN_LIMIT:
+            if self.size <= self._limit:
                 self.retained.append(data)
             else:
                 self.retained = None

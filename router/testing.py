@@ -87,7 +87,7 @@ class Router(Process):
     def reroute(self, routes: dict) -> None:
         """Rewrite the routes file and have the router re-read it, as an operator would."""
         assert self.routes is not None
-        self.routes.write_text(yaml.safe_dump(routes))
+        self.routes.write_text(yaml.safe_dump(routes, sort_keys=False))
         self.proc.send_signal(signal.SIGHUP)
 
     def rss_kib(self, field: str = "VmRSS") -> int:
@@ -116,7 +116,7 @@ def start_stub(
 
 def start_router(routes: dict, workdir: Path, extra: Sequence[str] = (), host: str = "127.0.0.1") -> Router:
     path = workdir / f"routes-{free_port()}.yaml"
-    path.write_text(yaml.safe_dump(routes))
+    path.write_text(yaml.safe_dump(routes, sort_keys=False))  # in the order given: the first is the default
     port = free_port(host)
     log = open(workdir / f"router-{port}.log", "wb")  # noqa: SIM115 - lives as long as the process
     proc = subprocess.Popen(

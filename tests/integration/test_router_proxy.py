@@ -291,3 +291,56 @@ def test_an_endpoint_name_in_two_namespaces_needs_the_namespace(
         assert f"inferplane_router_requests_total{{{labels}}} 2.0" in text
     finally:
         router.stop()
+
+
+def mirror_outcomes(router: Router, endpoint: str) -> dict[str, float]:
+    """inferplane_router_mirror_requests_total by outcome, once no copy is still on its way."""
+    def read() -> dict[str, float]:
+        text = requests.get(f"http://{router.address}/metrics", timeout=5).text
+        series = f'inferplane_router_mirror_requests_total{{deployment="copy",endpoint="{endpoint}"'
+        found = {}
+        for line in text.splitlines():
+            if line.startswith(series):
+                found[line.split('outcome="')[1].split('"')[0]] = float(line.rsplit(" ", 1)[1])
+        return found
+
+    seen, deadline = read(), time.monotonic() + 10
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = read()
+        if now == seen:
+            return now
+        seen = now
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("limit", "small", "big"),
+    [
+        (3 * 1024 * 1024, 2 * 1024 * 1024, 4 * 1024 * 1024),  # above the 1 MiB a body is kept for retries
+        (1000, 500, 2000),  # below it: kept for a retry, yet not copied
+    ],
+)
+def test_mirror_copies_only_bodies_up_to_the_flags_limit(
+    stubs: dict[str, Stub], tmp_path: Path, limit: int, small: int, big: int
+) -> None:
+    table = {"endpoints": {"copied": {"auth": "none", "deployments": {
+        "live": {"max-concurrent-requests-per-pod": 8, "backends": [stubs["blue"].address]},
+        "copy": {"mirror": 50, "max-concurrent-requests-per-pod": 8, "max-queue-wait-ms": 5000,
+                 "backends": [stubs["green"].address]},
+    }}}}
+    router = start_router(table, tmp_path, ["--mirror-max-body-bytes", str(limit)])
+    try:
+        with requests.Session() as session:
+            for _ in range(20):
+                assert session.post(router.url("copied"), data=b"x" * small, timeout=20).ok
+            first = mirror_outcomes(router, "copied")
+            assert first.get("answered", 0) > 0 and first.get("skipped", 0) == 0, first
+            for _ in range(20):  # over the flag: answered by live, not copied
+                answer = session.post(router.url("copied"), data=b"x" * big, timeout=20)
+                assert answer.ok and answer.json()["name"] == "blue"
+            second = mirror_outcomes(router, "copied")
+        assert second.get("answered") == first["answered"], second
+        assert second.get("skipped", 0) > 0, second
+    finally:
+        router.stop()

@@ -474,6 +474,12 @@ def test_router_leases_are_named_after_the_release() -> None:
     assert flag(container(other, "models-b-router", "router")["args"], "lease-prefix") == "models-b-router"
 
 
+def test_router_mirror_body_limit_reaches_the_flag() -> None:
+    for extra, expected in (((), "1048576"), (("--set", "router.mirrorMaxBodyBytes=8388608"), "8388608")):
+        args = container(render(*extra), f"{FULLNAME}-router", "router")["args"]
+        assert flag(args, "mirror-max-body-bytes") == expected
+
+
 def test_router_without_autoscale_cannot_scale_anything() -> None:
     docs = render("--set", "router.autoscale=false")
     assert "--no-autoscale" in container(docs, f"{FULLNAME}-router", "router")["args"]
