@@ -235,6 +235,21 @@ def test_bind_posts_the_binding_and_counts_the_pod_before_any_watch_event(extend
     assert refused["Error"] == "binding team-a/score-3 to gpu-1: HTTP 409: pod score-3 was replaced"
 
 
+def test_preempt_keeps_only_nodes_where_evicting_the_victims_makes_room(extender, apiserver):
+    busy_uid = apiserver.store[PODS]["busy"]["metadata"]["uid"]
+    body = {
+        "Pod": fx.pod("urgent", gpus=4),
+        "NodeNameToVictims": None,
+        "NodeNameToMetaVictims": {
+            "gpu-1": {"Pods": [{"UID": busy_uid}], "NumPDBViolations": 0},  # frees 3: 4 of 4 then
+            "cpu-1": {"Pods": [{"UID": "someone"}], "NumPDBViolations": 1},  # no GPU at all
+        },
+    }
+    assert call(extender, "preempt", orjson.dumps(body)) == {
+        "NodeNameToMetaVictims": {"gpu-1": {"Pods": [{"UID": busy_uid}], "NumPDBViolations": 0}}
+    }
+
+
 def test_prioritize_is_a_bare_array_of_integer_scores(extender, apiserver):
     apiserver.put(NODES, fx.node("gpu-2", gpus=4))
     pod = fx.pod("score-2", gpus=1)
