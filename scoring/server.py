@@ -175,14 +175,23 @@ def serve(settings: ScoreSettings) -> None:
         scorer = Scorer(app_settings)
         return serving.Service(wsgi(scorer), start=lambda: start_worker(settings, scorer), stop=scorer.close)
 
-    serving.serve(
-        build,
-        serving.ServerSettings(
-            name="scoring",
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            timeout=settings.init_timeout_s,
-            log_level=settings.log_level,
-        ),
-    )
+    from gunicorn.errors import HaltServer
+
+    try:
+        serving.serve(
+            build,
+            serving.ServerSettings(
+                name="scoring",
+                host=settings.host,
+                port=settings.port,
+                workers=settings.workers,
+                timeout=settings.init_timeout_s,
+                log_level=settings.log_level,
+            ),
+        )
+    except HaltServer as exc:
+        # gunicorn 27 halts on the first worker that fails to boot, but when a second one fails
+        # while it is stopping, its reaping raises HaltServer again, out of the arbiter (exit 1 and
+        # gunicorn's own traceback). The workers have been told to stop by then; keep the code.
+        log.error("stopped: %s", exc.reason, extra={"exit_code": exc.exit_status})
+        sys.exit(exc.exit_status)
