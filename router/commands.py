@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "namespace). URLs name one with /api/v1/namespaces/<ns>/endpoint/<e>/score")
     parser.add_argument("--kubeconfig", metavar="FILE", help="cluster to watch (default: in-cluster)")
     parser.add_argument("--no-autoscale", dest="autoscale", action="store_false",
-                        help="never scale Deployments, even those with ml.example/autoscale-max-replicas")
+                        help="never scale Deployments, even those with ml.example/autoscale-max-replicas "
+                             "(the load Leases stay: replicas still divide each pod's concurrency limit)")
     parser.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE", "default"),
                         help="namespace of the router's Leases (default $POD_NAMESPACE or 'default')")
     parser.add_argument("--lease-prefix", default=LEASE_PREFIX,

@@ -389,6 +389,65 @@ def test_router_runs_with_the_chart_certificate_and_rbac(
         cp.processes.remove(proc)
 
 
+def test_router_limited_to_namespaces_runs_on_their_roles_alone(
+    helm_binary: Path, control_plane: ControlPlane, fresh_namespace: str, tmp_path: Path
+) -> None:
+    """router.watchNamespaces: with only the Roles the chart puts in the listed namespaces (no
+    ClusterRole), the router with the chart's arguments lists pods and key Secrets there and turns
+    ready, writes its load Lease, and has no right anywhere else."""
+    cp, release = control_plane, fresh_namespace
+    suffix = uuid.uuid4().hex[:6]
+    watched, unwatched = [f"team-a-{suffix}", f"team-b-{suffix}"], f"team-c-{suffix}"
+    for namespace in (*watched, unwatched):
+        cp.kubectl("create", "namespace", namespace)
+    try:
+        objects = _objects(helm(
+            helm_binary, cp, "template", RELEASE, str(CHART), "--namespace", release,
+            "--set", f"router.watchNamespaces={{{','.join(watched)}}}", "--set", "router.autoscale=false",
+            "--set", "router.allowInsecureConnections=true", "--set", "webhook.enabled=false",
+        ).stdout)  # fmt: skip
+        router_rbac = [o for o in objects if o["kind"] in ("ServiceAccount", "Role", "RoleBinding",
+                                                           "ClusterRole", "ClusterRoleBinding")
+                       and o["metadata"]["name"].startswith(f"{FULLNAME}-router")]
+        assert not [o for o in router_rbac if o["kind"].startswith("Cluster")]
+        cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                         "items": router_rbac}))
+        account = f"system:serviceaccount:{release}:{FULLNAME}-router"
+        for namespace, allowed in [(watched[0], "yes"), (watched[1], "yes"), (unwatched, "no")]:
+            answer = cp.kubectl("auth", "can-i", "list", "secrets", "-n", namespace, "--as", account,
+                                check=False).stdout.strip()
+            assert answer == allowed, (namespace, answer)
+        (router,) = [o["spec"]["template"]["spec"]["containers"][0] for o in objects
+                     if o["kind"] == "Deployment" and o["metadata"]["name"] == f"{FULLNAME}-router"]
+        args = router["args"]
+        assert [a for a in args if a.startswith("--namespace=")] == [f"--namespace={n}" for n in watched]
+        port, identity = free_port(), f"router-{suffix}"
+        token = token_kubeconfig(cp, release, f"{FULLNAME}-router", tmp_path / "router.kubeconfig")
+        proc = ManagedProcess(
+            "chart-router-namespaced",
+            ["env", f"POD_NAMESPACE={release}", f"POD_NAME={identity}", "inferplane",
+             *[a for a in args if not a.startswith("--port=")], f"--port={port}", "--host=127.0.0.1",
+             f"--kubeconfig={token}"],
+            tmp_path / "router.log",
+        ).start()  # fmt: skip
+        cp.processes.append(proc)
+        try:
+            def ready() -> bool:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
+                    return answer.status == 200
+
+            wait_for(ready, 60, "the router to list both namespaces with their Roles", watch=[proc])
+            leases = k8s.CoordinationV1Api(cp.api())
+            cp.wait_for(lambda: leases.read_namespaced_lease(f"{FULLNAME}-router-load-{identity}", release),
+                        timeout=30, message="the load Lease, written without autoscaling")
+        finally:
+            proc.stop()
+            cp.processes.remove(proc)
+    finally:
+        for namespace in (*watched, unwatched):
+            cp.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
 @pytest.mark.parametrize(
     ("settings", "expected"),
     [
