@@ -184,17 +184,24 @@ class Coordinator:
                 if self.leading:
                     await self._scale()
             except Exception as exc:  # the apiserver away for a moment must not stop the router
-                self._complain(str(exc))
+                self._complain(exc)
             tick += 1
             await asyncio.sleep(max(0.0, 1.0 - (loop.time() - started)))
 
-    def _complain(self, error: str) -> None:
-        """Log a failing tick, but the same failure (say a missing RBAC rule) once a minute at most."""
+    def _complain(self, exc: Exception) -> None:
+        """Log a failing tick, but the same failure (say a missing RBAC rule) once a minute at most.
+
+        "The same" is the exception's kind and HTTP status: the apiserver's answers differ in their
+        headers (date, audit id) every time.
+        """
+        kind = f"{type(exc).__name__} {getattr(exc, 'status', '') or ''}".strip()
         now = asyncio.get_running_loop().time()
-        if error != self._complaint[0] or now - self._complaint[1] >= 60.0:
-            self._complaint = (error, now)
+        if kind != self._complaint[0] or now - self._complaint[1] >= 60.0:
+            self._complaint = (kind, now)
+            reason = getattr(exc, "reason", None) or str(exc)
             log.warning("replica coordination tick failed (load Lease, leadership or scaling); peers "
-                        "may not count this replica in the concurrency share", extra={"error": error})
+                        "may not count this replica in the concurrency share",
+                        extra={"error": f"{kind}: {reason}"[:500]})
 
     async def leave(self, timeout: float = 2.0) -> None:
         """Stop, then delete our load Lease, so the peers take our share back now rather than when

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
+
+import pytest
 
 from router.autoscale import Load
 from router.leader import LeaseNames, PeerLoad, live_replicas, parse_load_lease, total_load
@@ -74,3 +77,23 @@ def test_the_router_divides_each_pods_limit_by_the_live_replicas() -> None:
     assert asyncio.run(limits(1, 0)) == {"blue": 5, "one": 1}
     shares = [asyncio.run(limits(2, rank)) for rank in range(2)]
     assert sorted(s["blue"] for s in shares) == [2, 3] and [s["one"] for s in shares] == [1, 1]
+
+
+def test_a_failing_tick_is_logged_once_a_minute_not_every_second(caplog: pytest.LogCaptureFixture) -> None:
+    from types import SimpleNamespace
+
+    from kubernetes.client import Configuration
+    from kubernetes.client.rest import ApiException
+
+    from router.leader import Coordinator
+
+    async def ticks() -> None:
+        coordinator = Coordinator(None, SimpleNamespace(configuration=Configuration()), "ns", "router-a")
+        for _ in range(5):  # a missing RBAC rule: the same refusal every second
+            coordinator._complain(ApiException(status=403, reason="Forbidden"))
+        coordinator._complain(ApiException(status=500, reason="Internal Server Error"))
+
+    with caplog.at_level(logging.WARNING, logger="inferplane.router"):
+        asyncio.run(ticks())
+    assert [r.error for r in caplog.records] == ["ApiException 403: Forbidden",  # type: ignore[attr-defined]
+                                                 "ApiException 500: Internal Server Error"]
