@@ -73,7 +73,7 @@ class RouterApp:
             self.certificate = RotatingCertificate(options.tls_cert_file, options.tls_key_file,
                                                    options.tls_poll_seconds)
             self.certificate.watch(loop)
-            self._stoppers.append(_async(self.certificate.stop))
+            self._stoppers.append(_awaitable(self.certificate.stop))
         self._server = await loop.create_server(
             self._connection, options.host, options.port,
             ssl=self.certificate.listening if self.certificate else None, backlog=2048, reuse_address=True,
@@ -135,10 +135,10 @@ class RouterApp:
         await self.router.close()
 
 
-def _async(stop: Callable[[], None]) -> Callable[[], Awaitable[None]]:
-    async def run_in_thread() -> None:
-        await asyncio.to_thread(stop)
-    return run_in_thread
+def _awaitable(stop: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    async def call() -> None:
+        stop()
+    return call
 
 
 async def serve(options: Options) -> None:
