@@ -24,7 +24,8 @@ NODES, PODS = "/api/v1/nodes", "/api/v1/pods"
 
 class Apiserver:
     """Serves LIST and WATCH for nodes and pods; a test changes objects with `put`/`delete`, which
-    go both into the store (for the next LIST) and out on every open watch of that collection."""
+    go into the store (for the next LIST) and the event log, which a WATCH replays from the
+    resourceVersion it asks for before it streams new events, as the real apiserver does."""
 
     def __init__(self) -> None:
         self.store: dict[str, dict[str, dict[str, Any]]] = {NODES: {}, PODS: {}}
@@ -33,6 +34,7 @@ class Apiserver:
         self.bindings: list[dict[str, Any]] = []
         self.rv = 100
         self._watchers: dict[str, list[queue.Queue[dict[str, Any] | None]]] = {NODES: [], PODS: []}
+        self._log: list[tuple[int, str, dict[str, Any]]] = []  # (resourceVersion, collection, event)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -57,8 +59,10 @@ class Apiserver:
                 self.store[path].pop(name, None)
             else:
                 self.store[path][name] = obj
+            event = {"type": kind, "object": obj}
+            self._log.append((self.rv, path, event))
             for watcher in self._watchers[path]:
-                watcher.put({"type": kind, "object": obj})
+                watcher.put(event)
 
     def close(self) -> None:
         with self._lock:
@@ -85,7 +89,8 @@ class Apiserver:
                 if "fieldSelector" in query:
                     fake.field_selectors.append(query["fieldSelector"])
                 if query.get("watch") == "true":
-                    return self._watch(parts.path, float(query.get("timeoutSeconds", "5")))
+                    since = int(query.get("resourceVersion") or 0)
+                    return self._watch(parts.path, since, float(query.get("timeoutSeconds", "5")))
                 if parts.path in fake.failing:
                     return self._json(500, {"kind": "Status", "code": 500, "message": "etcd is sad"})
                 with fake._lock:
@@ -113,9 +118,12 @@ class Apiserver:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def _watch(self, path: str, timeout: float) -> None:
+            def _watch(self, path: str, since: int, timeout: float) -> None:
                 events: queue.Queue[dict[str, Any] | None] = queue.Queue()
                 with fake._lock:
+                    for rv, collection, event in fake._log:
+                        if collection == path and rv > since:
+                            events.put(event)
                     fake._watchers[path].append(events)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
