@@ -60,6 +60,11 @@ def good(tmp_path: Path, start_server):
         env={"INIT_LOG": str(init_log)},
     )
     server.init_log = init_log
+    # Ready means one worker answers; the other may still be in init().
+    deadline = time.monotonic() + 20
+    while sum(line.get("message") == "init() done; serving" for line in server.log_lines()) < 2:
+        assert time.monotonic() < deadline, server.output()
+        time.sleep(0.05)
     return server
 
 
