@@ -77,12 +77,10 @@ class Router(Process):
 
     def log_lines(self) -> list[dict]:
         """The router's JSON log lines so far (anything else it printed is skipped)."""
+        from inferplane.logs import read_lines
+
         assert self.log_path is not None
-        lines = []
-        for line in self.log_path.read_bytes().splitlines():
-            with contextlib.suppress(orjson.JSONDecodeError):
-                lines.append(orjson.loads(line))
-        return lines
+        return read_lines(self.log_path.read_bytes())
 
     def reroute(self, routes: dict) -> None:
         """Rewrite the routes file and have the router re-read it, as an operator would."""
