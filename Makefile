@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint inject bench
+.PHONY: install test lint demo inject bench
 
 install:  ## everything: system packages, the virtualenv, the Kubernetes binaries for the e2e tests
 	bash scripts/install.sh
@@ -13,7 +13,10 @@ test:     ## unit, integration and e2e tests (the e2e suite starts a real contro
 lint:
 	$(BIN)/ruff check .
 
-inject:   ## the main job with no cluster: what the webhook makes of the example Deployment
+demo:     ## the main job, whole flow on this machine (no Docker): control plane, webhook, scheduler, router, pods, traffic
+	$(BIN)/inferplane demo
+
+inject:   ## the offline job with no cluster: what the webhook makes of the example Deployment
 	$(BIN)/inferplane inject -f examples/deployment.yaml --catalog examples/catalog
 
 bench:   ## each server's benchmark, printing its figures beside a same-run baseline
