@@ -11,7 +11,7 @@ Every figure is printed beside a baseline measured in the same run:
              body: `orjson.loads` of it and `orjson.dumps` of its node names;
   http       the same calls over HTTP to the extender under gunicorn on loopback (keep-alive),
              beside GET /healthz on the same server: the HTTP floor;
-  scheduler  pods/s bound by a real kube-scheduler (from the e2e harness) with our shipped
+  scheduler  pods/s bound by a real kube-scheduler (inferplane.localcluster) with our shipped
              configuration, beside the same configuration without the extender, and beside stock
              defaults (adaptive node sampling), on the same nodes.
 Targets (issue 4): filter p99 <= 2 ms and prioritize p99 <= 4 ms server-side at 5,000 nodes;
@@ -179,7 +179,7 @@ def serve(port: int, node_count: int, pod_count: int) -> None:
 
 
 def http_figures(node_count: int, pod_count: int, iterations: int) -> None:
-    from tests.e2e.process import free_port
+    from inferplane.localcluster.process import free_port
 
     port = free_port()
     child = subprocess.Popen(
@@ -246,8 +246,8 @@ def scheduler_figures(node_count: int, pod_count: int, bind_verb: bool) -> None:
     from kubernetes import client as k8s
 
     from inferplane import kube
-    from tests.e2e.controlplane import ControlPlane
-    from tests.e2e.process import ManagedProcess, free_port, wait_for
+    from inferplane.localcluster.controlplane import ControlPlane
+    from inferplane.localcluster.process import ManagedProcess, free_port, wait_for
 
     workdir = Path(tempfile.mkdtemp(prefix="inferplane-bench-"))
     cp = ControlPlane(workdir).start()

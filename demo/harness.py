@@ -1,17 +1,15 @@
-"""Where `inferplane demo` gets its real Kubernetes control plane: the e2e harness.
+"""What `inferplane demo` runs from: the example files of a source checkout, and this very inferplane.
 
-The harness (tests/e2e/controlplane.py, tests/e2e/tools/build.py) builds etcd's companions from
-pinned Go modules and runs them on loopback. It lives under tests/ today, so the demo runs from a
-source checkout and imports it from there; the honest fix is to move it into the product (e.g.
-`inferplane/localcluster/`), after which this module shrinks to two imports.
+The control plane itself is product code (`inferplane.localcluster`) and ships in the wheel; the
+example endpoint, catalog and model sources it applies live in the repository's examples/, which a
+wheel does not carry, so the demo still needs a checkout and says so when it has none.
 """
 
 from __future__ import annotations
 
-import importlib
+import os
 import sys
 from pathlib import Path
-from types import ModuleType
 
 from inferplane.errors import UserError
 
@@ -21,8 +19,6 @@ REPO = Path(__file__).resolve().parents[1]
 def require_checkout() -> Path:
     """The repository root, or UserError saying what is missing."""
     needed = [
-        REPO / "tests" / "e2e" / "controlplane.py",
-        REPO / "tests" / "e2e" / "tools" / "build.py",
         REPO / "examples" / "endpoint",
         REPO / "examples" / "catalog",
         REPO / "instance_types" / "crd.yaml",
@@ -36,18 +32,9 @@ def require_checkout() -> Path:
     return REPO
 
 
-def modules() -> tuple[ModuleType, ModuleType]:
-    """(controlplane, build) from the harness."""
-    root = str(require_checkout())
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    try:
-        return (
-            importlib.import_module("tests.e2e.controlplane"),
-            importlib.import_module("tests.e2e.tools.build"),
-        )
-    except ModuleNotFoundError as exc:
-        raise UserError(
-            f"the local control plane needs {exc.name!r}: pip install -e '.[test]' (it brings cryptography "
-            "and the other harness dependencies)"
-        ) from exc
+def inferplane_argv() -> list[str]:
+    """How to run this very inferplane: the console script beside this interpreter, else the module."""
+    script = Path(sys.executable).parent / "inferplane"
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-m", "inferplane.cli"]

@@ -35,7 +35,7 @@ from typing import Any
 from kubernetes import client as k8s
 
 from demo.podspec import Unrunnable, build_root, launch, mounts_for, resolve_port
-from demo.processes import Child
+from inferplane.localcluster.process import ManagedProcess
 
 log = logging.getLogger("inferplane.demo.kubelet")
 
@@ -80,7 +80,7 @@ class PodRunner(threading.Thread):
         self.namespace, self.name, self.uid = meta["namespace"], meta["name"], meta["uid"]
         self.dir = kubelet.workdir / "pods" / f"{self.namespace}_{self.name}"
         self.ip = ""
-        self.children: dict[str, Child] = {}
+        self.children: dict[str, ManagedProcess] = {}
         self.stopping = threading.Event()
         self.init_statuses: list[Obj] = []
         self.statuses: list[Obj] = []
@@ -175,7 +175,7 @@ class PodRunner(threading.Thread):
 
     # -- running ----------------------------------------------------------------------------------
 
-    def _start(self, container: Obj, volumes: dict[str, Path], kind: str) -> Child:
+    def _start(self, container: Obj, volumes: dict[str, Path], kind: str) -> ManagedProcess:
         root = self.dir / kind / container["name"]
         build_root(root, mounts_for(container, volumes))
         base = {
@@ -185,13 +185,13 @@ class PodRunner(threading.Thread):
             BIND_HOST_ENV: self.ip,
         }
         plan = launch(container, self.pod, self.ip, volumes, root, self.kubelet.inferplane, base)
-        child = Child(
+        child = ManagedProcess(
             f"{self.name}/{container['name']}",
             plan.argv,
             self.dir / f"{container['name']}.log",
             env=plan.env,
             cwd=plan.cwd,
-        )
+        ).start()
         self.children[container["name"]] = child
         return child
 
@@ -255,7 +255,7 @@ class PodRunner(threading.Thread):
             self._report("Running", initialized=True, ready=True)
         self._watch(containers)
 
-    def _wait(self, child: Child, timeout: float) -> int | None:
+    def _wait(self, child: ManagedProcess, timeout: float) -> int | None:
         deadline = time.monotonic() + timeout
         while not self.stopping.is_set():
             code = child.poll()

@@ -1,6 +1,6 @@
 """`inferplane demo`: the whole flow on one machine, no Docker, step by step.
 
-A real control plane on loopback (etcd, kube-apiserver, kube-controller-manager: the e2e harness),
+A real control plane on loopback (etcd, kube-apiserver, kube-controller-manager: inferplane.localcluster),
 three fake nodes, and our own processes around it as a cluster would run them: the webhook (called by
 the apiserver over TLS), the inferplane scheduler (the real kube-scheduler with our extender), the
 router (cluster mode: list+watch), and a kubelet stand-in that runs each pod as processes
@@ -34,10 +34,12 @@ import yaml
 from demo import harness
 from demo.decisions import DecisionRecorder
 from demo.kubelet import Kubelet
-from demo.processes import Child, free_port, inferplane_argv
 from demo.report import Answer, Outcome, summarise
 from demo.show import describe_pod, format_outcome, format_pod, shares
 from demo.webhooks import webhook_configurations
+from inferplane.localcluster import build
+from inferplane.localcluster.controlplane import ControlPlane
+from inferplane.localcluster.process import ManagedProcess, free_port
 
 NAMESPACE = "default"
 ENDPOINT = "iris"
@@ -73,7 +75,7 @@ class Running:
     """Everything started, for the clean-up and for --keep."""
 
     workdir: Path
-    children: list[Child] = field(default_factory=list)
+    children: list[ManagedProcess] = field(default_factory=list)
     stops: list[Callable[[], None]] = field(default_factory=list)  # in-process helpers: kubelet, recorder
     stop_control_plane: Callable[[], None] | None = None  # last: the others talk to it
 
@@ -118,20 +120,20 @@ class Demo:
     # -- the run ----------------------------------------------------------------------------------
 
     def run(self) -> Outcome | None:
-        controlplane_module, build = harness.modules()
+        harness.require_checkout()
         _require_examples_dependencies()
         workdir = self.options.workdir or Path(tempfile.mkdtemp(prefix="inferplane-demo-"))
         workdir.mkdir(parents=True, exist_ok=True)
         running = Running(workdir)
         try:
-            self._run(running, controlplane_module, build)
+            self._run(running)
             if self.options.keep:
                 self._keep(running)
             return self.outcome
         finally:
             self._clean_up(running)
 
-    def _run(self, running: Running, controlplane_module: Any, build: Any) -> None:
+    def _run(self, running: Running) -> None:
         with self.step("Kubernetes binaries (built from pinned Go modules on the first run, then cached)"):
             try:
                 binaries = build.ensure_kubernetes()
@@ -140,7 +142,7 @@ class Demo:
             self.detail(f"{build.KUBERNETES.version()}: {binaries['kube-apiserver'].parent}")
 
         with self.step("Control plane on loopback: etcd, kube-apiserver, kube-controller-manager"):
-            cp = controlplane_module.ControlPlane(running.workdir / "control-plane", binaries)
+            cp = ControlPlane(running.workdir / "control-plane", binaries)
             running.stop_control_plane = cp.stop
             cp.start()
             self.detail(f"apiserver {cp.server}; kubeconfig {cp.kubeconfig}")
@@ -171,7 +173,7 @@ class Demo:
 
         with self.step("Kubelet stand-in: runs pods bound to cpu-1, cpu-2, gpu-1 as local processes"):
             self.kubelet = Kubelet(
-                cp.api(), [n[0] for n in NODES], running.workdir, inferplane_argv()
+                cp.api(), [n[0] for n in NODES], running.workdir, harness.inferplane_argv()
             ).start()
             running.stops.append(self.kubelet.stop)
             self.detail("each pod: its own 127.0.10.x address, model-init, then inferplane serve")
@@ -261,12 +263,12 @@ class Demo:
             )
         self.detail("PersistentVolumeClaim inferplane-models: Bound (local volume over the built files)")
 
-    def _spawn(self, running: Running, name: str, argv: list[str]) -> Child:
-        child = Child(name, argv, running.workdir / "logs" / f"{name}.log")
+    def _spawn(self, running: Running, name: str, argv: list[str]) -> ManagedProcess:
+        child = ManagedProcess(name, argv, running.workdir / "logs" / f"{name}.log").start()
         running.children.append(child)
         return child
 
-    def _wait_http(self, child: Child, url: str, context: ssl.SSLContext | None = None) -> None:
+    def _wait_http(self, child: ManagedProcess, url: str, context: ssl.SSLContext | None = None) -> None:
         def up() -> bool:
             if child.poll() is not None:
                 raise StepFailed(f"{child.name} exited with {child.poll()}:\n{child.tail()}")
@@ -292,7 +294,7 @@ class Demo:
             running,
             "webhook",
             [
-                *inferplane_argv(),
+                *harness.inferplane_argv(),
                 "webhook",
                 "--host",
                 "127.0.0.1",
@@ -326,7 +328,7 @@ class Demo:
             running,
             "extender",
             [
-                *inferplane_argv(),
+                *harness.inferplane_argv(),
                 "extender",
                 "--host",
                 "127.0.0.1",
@@ -355,7 +357,7 @@ class Demo:
             running,
             "router",
             [
-                *inferplane_argv(),
+                *harness.inferplane_argv(),
                 "router",
                 "--host",
                 "127.0.0.1",

@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "router.commands",
     "scoring.commands",
     "demo.commands",
+    "inferplane.localcluster.commands",
 )
 
 

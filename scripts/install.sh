@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine: Debian packages, a virtualenv with inferplane and its test tools, and the
-# Kubernetes binaries the e2e suite runs (built from Go modules once, then cached by version).
+# Kubernetes binaries the local control plane runs (demo, e2e suite; built from Go modules once, then
+# cached by version).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,8 +25,6 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
 
-if [ -f tests/e2e/tools/build.py ]; then
-    echo "install: Kubernetes binaries for the e2e tests (the first build takes several minutes)"
-    .venv/bin/python tests/e2e/tools/build.py
-fi
+echo "install: Kubernetes binaries for the demo and the e2e tests (the first build takes several minutes)"
+.venv/bin/inferplane cluster build
 echo "install: done. Try: .venv/bin/inferplane inject -f examples/deployment.yaml --catalog examples/catalog"

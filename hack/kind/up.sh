@@ -2,7 +2,7 @@
 # make kind-up: a kind cluster with inferplane installed from this checkout.
 #   kind cluster "$KIND_CLUSTER" (created if missing) -> docker build -> kind load -> helm upgrade --install
 # Needs docker (with a running engine), kind, kubectl and helm on PATH. HELM may point at another
-# helm, e.g. the one the e2e suite builds: HELM=$(python tests/e2e/tools/build.py helm | cut -d' ' -f2).
+# helm, e.g. the one the e2e suite builds: HELM=$(inferplane cluster build helm | cut -d' ' -f2).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -17,8 +17,8 @@ from typing import TypeVar
 import pytest
 from kubernetes import client as k8s
 
-from .controlplane import ControlPlane
-from .tools import build
+from inferplane.localcluster import build
+from inferplane.localcluster.controlplane import ControlPlane
 
 T = TypeVar("T")
 _CONTROL_PLANE = pytest.StashKey[ControlPlane]()

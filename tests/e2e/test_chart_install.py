@@ -30,8 +30,8 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 from kubernetes import client as k8s
 
-from .controlplane import ControlPlane
-from .process import ManagedProcess, free_port, wait_for
+from inferplane.localcluster.controlplane import ControlPlane
+from inferplane.localcluster.process import ManagedProcess, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -20,8 +20,9 @@ import requests
 import yaml
 from kubernetes import client as k8s
 
-from .controlplane import ControlPlane
-from .process import ManagedProcess, free_port, wait_for
+from inferplane.localcluster.controlplane import ControlPlane
+from inferplane.localcluster.process import ManagedProcess, free_port, wait_for
+
 from .test_chart_install import CHART, helm, token_kubeconfig
 
 pytestmark = pytest.mark.e2e

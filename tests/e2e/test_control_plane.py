@@ -16,8 +16,8 @@ import uuid
 import pytest
 from kubernetes import client as k8s
 
-from .controlplane import NODE_MONITOR_GRACE_PERIOD_S, ControlPlane
-from .tools import build
+from inferplane.localcluster import build
+from inferplane.localcluster.controlplane import NODE_MONITOR_GRACE_PERIOD_S, ControlPlane
 
 pytestmark = pytest.mark.e2e
 

@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from inferplane.localcluster.controlplane import ControlPlane
 from instance_types.cases import Case, load_cases
 from instance_types.crd import CRD_PATH, load_crd
 from instance_types.rules import RULES_BY_ID, Enforcer
-
-from .controlplane import ControlPlane
 
 pytestmark = pytest.mark.e2e
 

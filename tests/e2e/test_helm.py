@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from .controlplane import ControlPlane
-from .tools import build
+from inferplane.localcluster import build
+from inferplane.localcluster.controlplane import ControlPlane
 
 pytestmark = pytest.mark.e2e
 

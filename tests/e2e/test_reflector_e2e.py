@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 
 from inferplane import kube
+from inferplane.localcluster.controlplane import ControlPlane
 from inferplane.reflector import Backoff, Reflector
 from instance_types.crd import CRD_PATH, load_crd
 from webhook.catalog import Catalog
 from webhook.cluster import ClusterFeed
-
-from .controlplane import ControlPlane
 
 pytestmark = pytest.mark.e2e
 

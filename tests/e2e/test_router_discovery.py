@@ -18,9 +18,9 @@ import pytest
 import requests
 from kubernetes import client as k8s
 
+from inferplane.localcluster.controlplane import ControlPlane
 from router.testing import free_port, wait_for_port
 
-from .controlplane import ControlPlane
 from .kubelet_standin import KubeletStandin
 
 pytestmark = pytest.mark.e2e

@@ -22,9 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from extender import fixtures as fx
 from extender.parse import GPU_PRODUCT_ANNOTATION
-
-from .controlplane import ControlPlane, write_kubeconfig
-from .process import ManagedProcess, free_port, wait_for
+from inferplane.localcluster.controlplane import ControlPlane, write_kubeconfig
+from inferplane.localcluster.process import ManagedProcess, free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -18,7 +18,8 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import watch
 
-from .controlplane import ControlPlane
+from inferplane.localcluster.controlplane import ControlPlane
+
 from .test_crd_instance_types import crd  # noqa: F401  (the module-scoped CRD fixture, reused)
 from .webhook_fixtures import (
     INIT_IMAGE,

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from .controlplane import ControlPlane
+from inferplane.localcluster.controlplane import ControlPlane
 
 pytestmark = pytest.mark.e2e
 

@@ -35,8 +35,9 @@ import yaml
 from kubernetes import client as k8s
 from prometheus_client.parser import text_string_to_metric_families
 
-from .controlplane import ControlPlane
-from .process import ManagedProcess, free_port, wait_for
+from inferplane.localcluster.controlplane import ControlPlane
+from inferplane.localcluster.process import ManagedProcess, free_port, wait_for
+
 from .test_chart_install import CHART, REPO, _pod, _registration, helm
 
 MUTATING_WEBHOOK = "mutate-pod.inferplane.ml.example"

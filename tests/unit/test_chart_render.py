@@ -2,17 +2,16 @@
 operator relies on (restricted pods, a webhook that can only ever block model pods, TLS that
 matches, minimal RBAC, a scheduler configuration that agrees with the webhook).
 
-helm is the pinned binary the e2e harness builds from its Go module (tests/e2e/tools/build.py);
-the first run builds it, later runs find it cached. Each render takes a few tens of milliseconds.
+helm is the pinned binary inferplane.localcluster.build compiles from its Go module (`inferplane
+cluster build helm`); the first run builds it, later runs find it cached. Each render takes a few
+tens of milliseconds.
 """
 
 from __future__ import annotations
 
 import base64
-import importlib.util
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -22,6 +21,8 @@ import pytest
 import yaml
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
+
+from inferplane.localcluster import build
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "inferplane"
@@ -54,21 +55,8 @@ RESTRICTED_VOLUMES = {
 }  # fmt: skip
 
 
-def _load_build_module() -> Any:
-    # The harness's build module stands alone (standard library only), so load it by path rather
-    # than depend on how pytest names the e2e package.
-    path = REPO / "tests" / "e2e" / "tools" / "build.py"
-    spec = importlib.util.spec_from_file_location("inferplane_e2e_build", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while being defined
-    spec.loader.exec_module(module)
-    return module
-
-
 @cache
 def helm_path() -> Path:
-    build = _load_build_module()
     try:
         return Path(build.ensure_helm())
     except build.BuildError as err:

@@ -2,8 +2,8 @@
 
 The apiserver only trusts clients that present a certificate signed by its
 client CA, and kubectl only trusts an apiserver whose serving certificate
-names the address it dials. Generating a throwaway CA per test session keeps
-the suite hermetic: nothing is read from or written to ~/.kube.
+names the address it dials. Generating a throwaway CA per cluster keeps each
+run hermetic (a test session, a demo): nothing is read from or written to ~/.kube.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-# Long enough for any test session, short enough that a leaked key is useless.
+# Long enough for any test session or demo, short enough that a leaked key is useless.
 VALIDITY = dt.timedelta(days=2)
 # Clock skew between this process and the Go binaries is zero, but a
 # certificate that starts "now" can still be judged not-yet-valid by a

@@ -1,6 +1,6 @@
 //go:build tools
 
-// Package tools records the Kubernetes commands the e2e suite builds, so that
+// Package tools records the Kubernetes commands inferplane builds, so that
 // `go mod tidy` keeps every module they need in go.sum.
 package tools
 

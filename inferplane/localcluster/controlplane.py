@@ -22,12 +22,12 @@ from typing import Any, TypeVar
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from . import build
 from .egress import ConnectProxy, egress_selector_config
 from .nodes import node_manifest, node_resources, ready_status, status_patch, taints_patch
 from .pki import CertificateAuthority, KeyPair, write_service_account_keys
 from .process import ManagedProcess, ProcessDied, free_port, wait_for
 from .schedulers import Scheduler, scheduler_config, scheduler_rbac
-from .tools import build
 
 T = TypeVar("T")
 
@@ -376,7 +376,7 @@ class ControlPlane:
 
         A webhook registered the production way (``clientConfig.service``, TLS
         checked against ``<service>.<namespace>.svc``) then reaches a server
-        the test runs on this machine: the apiserver dials the Service's
+        running on this machine: the apiserver dials the Service's
         ClusterIP through the egress proxy, which connects to the local port.
         The Service is created (no selector, port 443 named ``https``) if it
         does not exist. ``local_ports`` is the local port, or a map from

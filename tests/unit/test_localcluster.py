@@ -1,8 +1,8 @@
-"""The e2e harness's own logic, checked without a cluster (fast, no binaries needed).
+"""inferplane.localcluster's own logic, checked without a cluster (fast, no binaries needed).
 
 A wrong version pin, a certificate without the right SAN or a scheduler
-config that reuses the default lease would each show up in the e2e tests as a
-confusing timeout; here they fail by name.
+config that reuses the default lease would each show up in the demo and the
+e2e tests as a confusing timeout; here they fail by name.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from .egress import ConnectProxy
-from .nodes import node_manifest, node_resources, taints_patch
-from .pki import CertificateAuthority
-from .schedulers import scheduler_config, scheduler_rbac
-from .tools import build
+from inferplane.localcluster import build
+from inferplane.localcluster.egress import ConnectProxy
+from inferplane.localcluster.nodes import node_manifest, node_resources, taints_patch
+from inferplane.localcluster.pki import CertificateAuthority
+from inferplane.localcluster.schedulers import scheduler_config, scheduler_rbac
 
 
 def test_staging_modules_are_pinned_to_the_kubernetes_release() -> None:

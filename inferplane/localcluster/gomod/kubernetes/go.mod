@@ -1,7 +1,7 @@
-// Pins the Kubernetes release the e2e suite builds its control plane from.
+// Pins the Kubernetes release inferplane builds its local control plane from (demo, cluster up, e2e).
 // k8s.io/kubernetes requires its staging modules at v0.0.0 and resolves them to
 // ./staging in its own repo; outside it, each is replaced by its published v0.35.x tag.
-module inferplane.test/e2e/tools/kubernetes
+module inferplane.local/localcluster/kubernetes
 
 go 1.25.0
 

@@ -1,10 +1,11 @@
-"""Child processes that never outlive the test run, and waiting without sleeping blind.
+"""Child processes that never outlive their parent, and waiting without sleeping blind.
 
-Every control-plane component is a long-running server. A leaked etcd or
-apiserver from a crashed session would hold memory and confuse the next run,
-so each child is started in its own session (Ctrl-C in the terminal reaches
-only pytest, which then stops the children in order) and is additionally
-asked by the kernel to die with its parent (a SIGKILLed pytest cannot leak).
+Every control-plane component, and every server `inferplane demo` runs beside
+it, is a long-running process. A leaked etcd or apiserver from a crashed run
+would hold memory and confuse the next one, so each child is started in its
+own session (Ctrl-C in the terminal reaches only the parent, pytest or the
+demo, which then stops the children in order) and is additionally asked by
+the kernel to die with its parent (a SIGKILLed parent cannot leak).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -26,7 +27,7 @@ _LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 def _die_with_parent() -> None:
-    """Runs in the child between fork and exec: SIGKILL it when pytest dies."""
+    """Runs in the child between fork and exec: SIGKILL it when the parent dies."""
     _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
@@ -42,12 +43,26 @@ def free_port() -> int:
 
 
 class ManagedProcess:
-    """A server process whose output goes to a log file we can show on failure."""
+    """A server process whose output goes to a log file we can show on failure.
 
-    def __init__(self, name: str, argv: Sequence[str | Path], log_path: Path) -> None:
+    ``env`` replaces the environment when given (the demo's pods see only what
+    their container declares); ``cwd`` is where it starts.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str | Path],
+        log_path: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.argv = [str(a) for a in argv]
         self.log_path = log_path
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
         self._proc: subprocess.Popen[bytes] | None = None
         self._stopping = False
 
@@ -61,6 +76,8 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
@@ -74,6 +91,16 @@ class ManagedProcess:
     def returncode(self) -> int | None:
         return self._proc.poll() if self._proc else None
 
+    def poll(self) -> int | None:
+        """The exit code, or None while it runs (or before it is started)."""
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the exit code; subprocess.TimeoutExpired after ``timeout`` seconds."""
+        if self._proc is None:
+            raise RuntimeError(f"{self.name} was never started")
+        return self._proc.wait(timeout)
+
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
@@ -85,18 +112,20 @@ class ManagedProcess:
                 f"({self.log_path}):\n{self.tail()}"
             )
 
-    def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL after ``grace`` seconds. Safe to call twice."""
+    def stop(self, grace: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds; the exit code. Safe to call twice."""
         proc = self._proc
         self._stopping = True
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=grace)
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=grace)
+        return proc.returncode
 
     def tail(self, lines: int = 30) -> str:
         try:

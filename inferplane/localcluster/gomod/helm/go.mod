@@ -1,5 +1,5 @@
-// Pins the helm release the e2e suite renders and lints the chart with.
-module inferplane.test/e2e/tools/helm
+// Pins the helm release inferplane builds to render and lint the chart (the e2e suite, the chart tests).
+module inferplane.local/localcluster/helm
 
 go 1.26.0
 

@@ -1,21 +1,22 @@
-"""Build the real Kubernetes and helm binaries the e2e suite runs, once per version.
+"""Build the real Kubernetes and helm binaries the local control plane runs, once per version.
 
-The e2e suite runs the genuine kube-apiserver, kube-controller-manager,
-kube-scheduler, kubectl and helm. No binary download is possible here, so they
-are compiled from the Go modules pinned in ``tools/kubernetes/go.mod`` and
-``tools/helm/go.mod`` and kept in a cache outside the repository, keyed by
+`inferplane demo`, `inferplane cluster up` and the e2e suite run the genuine
+kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and helm. No
+binary download is possible here, so they are compiled from the Go modules
+pinned in ``gomod/kubernetes/go.mod`` and ``gomod/helm/go.mod`` (package data
+beside this file) and kept in a cache outside the repository, keyed by
 version, so only the first run pays the several-minute compile:
 
     ${INFERPLANE_CACHE:-~/.cache/inferplane}/k8s/<version>/bin/
     ${INFERPLANE_CACHE:-~/.cache/inferplane}/helm/<version>/bin/
 
-Usage: ``python -m tests.e2e.tools.build [kubernetes|helm|all]`` (or
-``python tests/e2e/tools/build.py``). It is idempotent, safe to run from two
-processes at once (a file lock serialises builds), and exits non-zero with the
-tail of the compiler output when a build fails.
+Usage: ``inferplane cluster build [kubernetes|helm|all]`` (or
+``python -m inferplane.localcluster.build``). It is idempotent, safe to run
+from two processes at once (a file lock serialises builds), and exits non-zero
+with the tail of the compiler output when a build fails.
 
-This file is also imported by the e2e fixtures, so it stands alone: standard
-library only, no imports from the surrounding package.
+Standard library only, so that loading it (the chart tests do, for helm) costs
+nothing and needs none of the control plane's dependencies.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-TOOLS_DIR = Path(__file__).resolve().parent
+# The pinned go.mod/go.sum/tools.go of each toolset, shipped as package data.
+GOMOD_DIR = Path(__file__).resolve().parent / "gomod"
 HEARTBEAT_SECONDS = 60
 
 
@@ -93,7 +95,7 @@ def _helm_ldflags(version: str) -> list[str]:
     # helm's own version, and the Kubernetes version it assumes when it renders
     # without a cluster (.Capabilities.KubeVersion), which upstream derives
     # from the client-go it was built against (v0.X.Y -> 1.X).
-    client_go = module_version(TOOLS_DIR / "helm" / "go.mod", "k8s.io/client-go")
+    client_go = module_version(GOMOD_DIR / "helm" / "go.mod", "k8s.io/client-go")
     kube_minor = client_go.lstrip("v").split(".")[1]
     flags = [f"-X helm.sh/helm/v3/internal/version.version={version}"]
     flags += ["-X helm.sh/helm/v3/internal/version.gitTreeState=clean"]
@@ -104,7 +106,7 @@ def _helm_ldflags(version: str) -> list[str]:
 
 KUBERNETES = Toolset(
     name="k8s",
-    module_dir=TOOLS_DIR / "kubernetes",
+    module_dir=GOMOD_DIR / "kubernetes",
     module="k8s.io/kubernetes",
     commands={
         "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
@@ -117,7 +119,7 @@ KUBERNETES = Toolset(
 
 HELM = Toolset(
     name="helm",
-    module_dir=TOOLS_DIR / "helm",
+    module_dir=GOMOD_DIR / "helm",
     module="helm.sh/helm/v3",
     commands={"helm": "helm.sh/helm/v3/cmd/helm"},
     ldflags=_helm_ldflags,
@@ -166,7 +168,7 @@ def _tail(path: Path, lines: int = 40) -> str:
 def _find_go() -> str:
     go = shutil.which("go")
     if go is None:
-        raise BuildError("`go` is not on PATH: install Go >= 1.25 to build the e2e binaries")
+        raise BuildError("`go` is not on PATH: install Go >= 1.25 to build the Kubernetes binaries")
     return go
 
 
@@ -250,22 +252,23 @@ def find_etcd() -> Path:
 
 
 def ensure_kubernetes() -> dict[str, Path]:
-    """Kubernetes binaries plus etcd: everything the control plane fixture starts."""
+    """Kubernetes binaries plus etcd: everything the control plane starts."""
     binaries = ensure(KUBERNETES)
     binaries["etcd"] = find_etcd()
     return binaries
 
 
 def ensure_helm() -> Path:
+    """The pinned helm (the chart tests render and install with it)."""
     return ensure(HELM)["helm"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    which = args[0] if args else "all"
-    if which not in (*TOOLSETS, "all") or len(args) > 1:
-        print(f"usage: build.py [{'|'.join(TOOLSETS)}|all]", file=sys.stderr)
-        return 2
+def report(which: str = "all") -> int:
+    """Build (or find) ``kubernetes``, ``helm`` or ``all``, print each binary's path; an exit code.
+
+    Shared by ``inferplane cluster build`` and ``python -m``, so both print the
+    same ``name: path`` lines that scripts cut the path from.
+    """
     try:
         if which in ("kubernetes", "all"):
             for name, path in ensure_kubernetes().items():
@@ -277,6 +280,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     return 0
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    which = args[0] if args else "all"
+    if which not in (*TOOLSETS, "all") or len(args) > 1:
+        choices = "|".join(TOOLSETS)
+        print(f"usage: python -m inferplane.localcluster.build [{choices}|all]", file=sys.stderr)
+        return 2
+    return report(which)
 
 if __name__ == "__main__":
     sys.exit(main())

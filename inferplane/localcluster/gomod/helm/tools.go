@@ -1,6 +1,6 @@
 //go:build tools
 
-// Package tools records the helm command the e2e suite builds, so that
+// Package tools records the helm command inferplane builds, so that
 // `go mod tidy` keeps every module it needs in go.sum.
 package tools
 
