@@ -31,11 +31,37 @@ BODY_HIGH_WATER = 256 * 1024
 # Bodies up to this size are kept while they pass, for a retry on a fresh connection (and for a mirror
 # copy, up to the router's --mirror-max-body-bytes when that is larger).
 RETAIN_LIMIT = 1024 * 1024
+# An answer given before the request body has all arrived (401, 404, 503, a pod's early 413...) leaves the
+# rest of the body on its way. Up to this much is read and dropped so the connection stays usable, as Go's
+# net/http does with 256 KiB; a larger rest, a chunked one (its size unknown) or one the client holds back
+# for a `100 Continue` it never got is answered with `Connection: close` instead.
+DRAIN_LIMIT = 256 * 1024
+# A client that stops sending the rest of such a body for this long has its connection closed.
+DRAIN_SECONDS = 10.0
+# After `Connection: close` the router keeps reading and dropping what still comes: closing a socket with
+# unread bytes makes the kernel send a reset, which can destroy the answer before the client has read it.
+# It closes when the client does, after LINGER_IDLE_SECONDS of silence, or LINGER_SECONDS in all (nginx's
+# lingering_close, with its 5 s / 30 s made shorter for the idle part: the client was told to go).
+LINGER_IDLE_SECONDS = 2.0
+LINGER_SECONDS = 30.0
 
 
 class BodySink(Protocol):
     def send_body(self, data: bytes) -> None: ...
     def end_body(self) -> None: ...
+
+
+class _Discard:
+    """Where the rest of a body goes once its answer has been sent: nowhere."""
+
+    def send_body(self, data: bytes) -> None:
+        pass
+
+    def end_body(self) -> None:
+        pass
+
+
+DISCARD = _Discard()
 
 
 class Body:
@@ -126,7 +152,8 @@ class Body:
 
 
 class Request:
-    __slots__ = ("body", "content_length", "expect_continue", "headers", "keep_alive", "method", "url")
+    __slots__ = ("body", "content_length", "continued", "expect_continue", "headers", "keep_alive", "method",
+                 "url")
 
     def __init__(
         self, method: bytes, url: bytes, headers: Headers, keep_alive: bool, body: Body
@@ -138,6 +165,7 @@ class Request:
         self.body = body
         self.content_length: int | None = None
         self.expect_continue = False
+        self.continued = False  # `100 Continue` was sent
 
     def header(self, name: bytes) -> bytes | None:
         for key, value in self.headers:
@@ -163,7 +191,13 @@ class ClientConnection(asyncio.Protocol):
         self._pending: deque[Request] = deque()
         self._task: asyncio.Task[None] | None = None
         self._paused_for: set[str] = set()
+        self._current: Request | None = None  # the request being answered
         self._chunked_out = False
+        self._rejection: bytes | None = None  # a 400 for a malformed request, sent once its turn comes
+        self._lingering = False  # told the client to close; what it still sends is dropped
+        self._timer: asyncio.TimerHandle | None = None  # drain or linger deadline
+        self._last_read = 0.0
+        self._linger_until = 0.0
         self.response_started = False
         self.response_done = False
         self.keep_alive = True
@@ -177,6 +211,9 @@ class ClientConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports only quack like one
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering or self._rejection is not None:
+            self._last_read = time.monotonic()
+            return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -186,6 +223,8 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
         if self._parsing is not None:
             self._parsing.body.abandon()
         if self._task is not None and not self._task.done():
@@ -238,10 +277,18 @@ class ClientConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self._parsing is not None:
             self._parsing.body.finish()
+            if self._parsing is self._current and self._task is None:  # a drained body: next request
+                self._parsing = None
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+                self._next()
+                return
             self._parsing = None
 
     # -- request lifecycle ---------------------------------------------------------------------------
     def _start(self, request: Request) -> None:
+        self._current = request
         self.response_started = False
         self.response_done = False
         self._chunked_out = False
@@ -263,17 +310,47 @@ class ClientConnection(asyncio.Protocol):
         self.source = None
         if self.closed:
             return
-        if not (self.keep_alive and request.body.complete):
-            # An answer sent before the body was read leaves the stream mid-message: start afresh.
-            self.close()
-        elif self._pending:
+        if not self.keep_alive:
+            self._linger()
+        elif not request.body.complete:
+            # Answered early, with keep-alive because the rest is small (`_keeps_alive`): read and drop
+            # it, and the next request follows it (`on_message_complete`).
+            request.body.attach(DISCARD)
+            self._timer = asyncio.get_running_loop().call_later(DRAIN_SECONDS, self.close)
+        elif self._rejection is not None and not self._pending:  # a later request was malformed
+            self._write_rejection()
+        else:
+            self._next()
+
+    def _next(self) -> None:
+        """The current exchange is over: start the next pipelined request, or read for one."""
+        if self._pending:
             self._start(self._pending.popleft())
             if not self._pending:
                 self.resume_reading("pipeline")
         else:
             self.resume_reading("pipeline")
 
+    def _keeps_alive(self) -> bool:
+        """Whether this connection can carry another request after the answer whose head goes out now.
+
+        An answer may go out before the request body has all arrived (a refused key, a full queue, a
+        pod that answers early). The connection then stays usable only if the rest can be read and
+        dropped cheaply; otherwise the head says `Connection: close` and the router lingers
+        (`_linger`), so the client learns it must reconnect instead of meeting a reset.
+        """
+        request = self._current
+        if not self.keep_alive or request is None or request.body.complete:
+            return self.keep_alive
+        if request.expect_continue and not request.continued and not request.body.size:
+            return False  # the client may never send the body it was waiting to be asked for
+        if request.content_length is None:
+            return False  # chunked: how much is left is unknown
+        return request.content_length - request.body.size <= DRAIN_LIMIT
+
     def pause_reading(self, reason: str) -> None:
+        if self._lingering:
+            return  # reading on is the point: what arrives is dropped
         if not self._paused_for and self.transport is not None and not self.closed:
             self.transport.pause_reading()
         self._paused_for.add(reason)
@@ -295,11 +372,13 @@ class ClientConnection(asyncio.Protocol):
     def send_continue(self, request: Request) -> None:
         if request.expect_continue and self.transport is not None and not request.body.size:
             self.transport.write(CONTINUE)
+            request.continued = True
 
     def start(self, status: int, headers: Headers, length: int | None, body: bytes = b"") -> None:
         """Write the status line and headers (and `body`, when it is all here: one syscall);
         `length` None means a chunked body follows."""
         self.response_started = True
+        self.keep_alive = self._keeps_alive()
         extra: Headers
         if length is None:
             self._chunked_out = True
@@ -330,6 +409,7 @@ class ClientConnection(asyncio.Protocol):
             self.close()  # too late for a status: the only honest signal left is a cut connection
             return
         self.response_started = True
+        self.keep_alive = self._keeps_alive()
         fields: Headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
         if headers:
             fields += headers
@@ -348,13 +428,60 @@ class ClientConnection(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.transport.abort()
 
-    def _reject(self, status: int, message: str) -> None:
-        if self.transport is not None and not self.response_started:
-            body = orjson.dumps({"error": {"status": status, "message": message}})
-            self.transport.write(
-                head(status_line(status), [(b"content-type", b"application/json"),
-                                           (b"content-length", b"%d" % len(body)),
-                                           (b"connection", b"close")]) + body
-            )
-        self.close()
+    def _linger(self) -> None:
+        """Close after an answer that said `Connection: close`, without resetting the connection.
 
+        The write side is shut once the answer is flushed (TCP; TLS cannot half-close), and whatever
+        the client still sends is read and dropped until it closes, goes quiet, or the time is up.
+        """
+        transport = self.transport
+        if transport is None or self.closed or self._lingering or transport.is_closing():
+            return
+        self._lingering = True
+        self.keep_alive = False
+        self._paused_for.clear()
+        transport.resume_reading()
+        if transport.can_write_eof():
+            transport.write_eof()
+        now = time.monotonic()
+        self._last_read, self._linger_until = now, now + LINGER_SECONDS
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(LINGER_IDLE_SECONDS, self._linger_check)
+
+    def _linger_check(self) -> None:
+        now = time.monotonic()
+        due = min(self._last_read + LINGER_IDLE_SECONDS, self._linger_until)
+        if now >= due - 0.001:
+            self.close()
+        else:
+            self._timer = asyncio.get_running_loop().call_later(due - now, self._linger_check)
+
+    def _reject(self, status: int, message: str) -> None:
+        """A request the parser cannot read: 400 with `Connection: close`, in its turn.
+
+        The parser cannot go on past the error, so the connection ends after this answer. A request
+        still being answered keeps its answer, which goes first, unless the broken bytes are its own
+        body: then it is cut off and the 400 goes out if its answer had not begun.
+        """
+        body = orjson.dumps({"error": {"status": status, "message": message}})
+        self._rejection = head(status_line(status), [(b"content-type", b"application/json"),
+                                                     (b"content-length", b"%d" % len(body)),
+                                                     (b"connection", b"close")]) + body
+        if self._parsing is not None and self._parsing is self._current:  # its own body is broken
+            if self._task is not None:
+                self._task.cancel()
+                self._task = None
+            if self.response_done:
+                self._linger()  # answered already (its body was being drained): nothing more to say
+                return
+            if self.response_started:
+                self.close()
+                return
+        if self._task is None:
+            self._write_rejection()
+
+    def _write_rejection(self) -> None:
+        if self.transport is not None and not self.closed and self._rejection is not None:
+            self.transport.write(self._rejection)
+        self._linger()

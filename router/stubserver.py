@@ -8,6 +8,8 @@ and may be overridden per request with headers:
     x-stub-delay-ms: 200      answer after this long
     x-stub-status: 500        answer with this status
     x-stub-bytes: 104857600   answer with this many bytes (streamed, never held whole)
+    x-stub-early: 1           answer as soon as the head is in, then read and drop the body, as a
+                              server refusing a body by its Content-Length does (413)
 
 The answer is JSON naming the server and the body length and SHA-256 it received (computed as the
 body streams in). `GET /stats` reports requests seen and the most requests it ever held at once.
@@ -49,6 +51,7 @@ class StubProtocol(asyncio.Protocol):
         self._size = 0
         self._hashing = False
         self._paused = False
+        self._answered = False  # answered early: the rest of this message is read and dropped
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -72,6 +75,7 @@ class StubProtocol(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._headers, self._url, self._size = {}, b"", 0
+        self._answered = False
         self._hash = hashlib.sha256()
         self.state.requests += 1
         self.state.in_flight += 1
@@ -86,6 +90,11 @@ class StubProtocol(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         # Hash only when asked: the benchmark wants the cheapest possible scorer.
         self._hashing = "x-stub-hash" in self._headers or "x-stub-bytes" in self._headers
+        if "x-stub-early" in self._headers:
+            self._answered = True
+            self.state.in_flight -= 1
+            status = int(self._headers.get("x-stub-status", self.state.status))
+            self._write(status, b'{"name":"%s","early":true}' % self.state.name.encode(), True)
 
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
@@ -93,6 +102,8 @@ class StubProtocol(asyncio.Protocol):
             self._hash.update(body)
 
     def on_message_complete(self) -> None:
+        if self._answered:
+            return
         headers = self._headers
         if len(self.state.headers_seen) < 100:
             self.state.headers_seen.append(headers)

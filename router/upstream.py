@@ -60,6 +60,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.received = 0  # bytes of the current answer seen so far (head included)
         self.complete = False
         self.keep_alive = False
+        self.sent_all = False  # the whole request body went out (a pod may answer before reading it)
         self.lost = False
         self.idle_since = 0.0
         self.last_activity = 0.0
@@ -128,6 +129,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._early, self._sink = [], None
         self._chunked_body = chunked_body
         self._pause_source = pause_source
+        self.sent_all = body is not None
         self.last_activity = time.monotonic()
         assert self.transport is not None
         if body is None:
@@ -143,6 +145,7 @@ class UpstreamConnection(asyncio.Protocol):
             write_piece(self.transport, data, self._chunked_body)
 
     def end_body(self) -> None:
+        self.sent_all = True
         if self._chunked_body and self.transport is not None and not self.lost:
             self.transport.write(LAST_CHUNK)
 
@@ -166,7 +169,9 @@ class UpstreamConnection(asyncio.Protocol):
 
     @property
     def reusable(self) -> bool:
-        return self.complete and self.keep_alive and not self.lost
+        """Whether another request may follow on this connection: not if the pod answered before our
+        body was all sent, as the pod's parser would read the next request as the rest of that body."""
+        return self.complete and self.keep_alive and self.sent_all and not self.lost
 
     def close(self) -> None:
         if self.transport is not None and not self.lost:
