@@ -19,6 +19,7 @@ from kubernetes import client as k8s
 
 from inferplane.localcluster import build
 from inferplane.localcluster.controlplane import ControlPlane
+from instance_types.crd import CRD_PATH, load_crd
 
 T = TypeVar("T")
 _CONTROL_PLANE = pytest.StashKey[ControlPlane]()
@@ -78,6 +79,25 @@ def fresh_namespace(control_plane: ControlPlane) -> Iterator[str]:
     )
     yield name
     core.delete_namespace(name)
+
+
+@pytest.fixture(scope="module")
+def crd(control_plane: ControlPlane) -> Iterator[ControlPlane]:
+    """The InstanceType CRD applied and Established; removed afterwards unless it was there before
+    (the chart's)."""
+    name = load_crd()["metadata"]["name"]
+    existed = control_plane.kubectl("get", "crd", name, check=False).returncode == 0
+    control_plane.kubectl("apply", "-f", str(CRD_PATH))
+    control_plane.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+    # Discovery lags Established by a moment; kubectl needs it to map the kind.
+    control_plane.wait_for(
+        lambda: control_plane.kubectl("get", "instancetypes", check=False).returncode == 0 or None,
+        timeout=30,
+        message="instancetypes in discovery",
+    )
+    yield control_plane
+    if not existed:
+        control_plane.kubectl("delete", "crd", name, "--wait=false")
 
 
 @pytest.hookimpl(wrapper=True)

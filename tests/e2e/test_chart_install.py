@@ -15,7 +15,6 @@ import importlib.util
 import json
 import socket
 import ssl
-import subprocess
 import sys
 import urllib.request
 import uuid
@@ -33,10 +32,10 @@ from kubernetes import client as k8s
 from inferplane.localcluster.controlplane import ControlPlane
 from inferplane.localcluster.process import ManagedProcess, free_port, wait_for
 
+from .helpers import CHART, bare_pod, helm, iris_registration, token_kubeconfig
+
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "inferplane"
 RELEASE = "ip"
 FULLNAME = "ip-inferplane"
 WEBHOOK_SERVICE = f"{FULLNAME}-webhook"
@@ -51,15 +50,6 @@ VALUE_SETS: dict[str, list[str]] = {
     "insecure-router": ["--set", "router.allowInsecureConnections=true", "--set", "router.ha=false"],
     "cert-manager": ["--set", "certManager.enabled=true"],
 }
-
-
-def helm(helm_binary: Path, cp: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(helm_binary), f"--kubeconfig={cp.kubeconfig}", *args],
-        capture_output=True, text=True, timeout=180, check=False, cwd=REPO,
-    )  # fmt: skip
-    assert result.returncode == 0, f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 def _objects(rendered: str) -> list[dict[str, Any]]:
@@ -93,22 +83,6 @@ def test_rendered_chart_passes_server_side_dry_run(
             for c in obj["spec"]["template"]["spec"]["containers"]:
                 assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
                 assert c["securityContext"]["readOnlyRootFilesystem"] is True
-
-
-def token_kubeconfig(cp: ControlPlane, namespace: str, account: str, path: Path) -> Path:
-    """A kubeconfig with one of the chart's ServiceAccounts: the RBAC under test."""
-    token = cp.kubectl("create", "token", account, "-n", namespace, "--duration=1h").stdout.strip()
-    cluster = {"server": cp.server, "certificate-authority": str(cp.ca_file)}
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "e2e", "cluster": cluster}],
-        "users": [{"name": account, "user": {"token": token}}],
-        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": account}}],
-        "current-context": "e2e",
-    }
-    path.write_text(json.dumps(config))
-    return path
 
 
 @contextmanager
@@ -220,25 +194,6 @@ def installed(
         control_plane.kubectl("delete", "namespace", namespace, "--wait=false")
 
 
-def _registration(namespace: str) -> str:
-    """The example iris:3 registration (examples/catalog), moved to `namespace`."""
-    docs = yaml.safe_load_all((REPO / "examples" / "catalog" / "registrations.yaml").read_text())
-    (iris,) = [d for d in docs if d and d["metadata"]["labels"].get("ml.example/model-name") == "iris"]
-    iris["metadata"]["namespace"] = namespace
-    return json.dumps(iris)
-
-
-def _pod(name: str, namespace: str, annotations: dict[str, str]) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
-            "spec": {"containers": [{"name": "score", "image": "example.invalid/score:1"}]},
-        }
-    )
-
-
 def test_installed_chart_routes_model_pods_and_only_them_to_the_webhook(
     control_plane: ControlPlane, fresh_namespace: str, installed: tuple[Installed, str]
 ) -> None:
@@ -253,7 +208,7 @@ def test_installed_chart_routes_model_pods_and_only_them_to_the_webhook(
     assert chart.ca_bundles() == {tls["ca.crt"]} == {chart.secret(f"{FULLNAME}-ca")["tls.crt"]}
 
     chart.start_webhook()
-    cp.kubectl("apply", "-f", "-", input=_registration(app))
+    cp.kubectl("apply", "-f", "-", input=iris_registration(app))
     model = {"ml.example/model": "iris:3"}
 
     def injected(pod: dict[str, Any]) -> list[str]:
@@ -263,19 +218,20 @@ def test_installed_chart_routes_model_pods_and_only_them_to_the_webhook(
     # mutation shows, then create for real.
     def mutated_dry_run() -> bool:
         out = cp.kubectl(
-            "create", "--dry-run=server", "-o", "json", "-f", "-", input=_pod("probe", app, model)
+            "create", "--dry-run=server", "-o", "json", "-f", "-", input=bare_pod("probe", app, model)
         )
         return "model-init" in injected(json.loads(out.stdout))
 
     cp.wait_for(mutated_dry_run, timeout=30, message="the chart's webhook to mutate a model pod")
-    pod = json.loads(cp.kubectl("create", "-o", "json", "-f", "-", input=_pod("model", app, model)).stdout)
+    created = cp.kubectl("create", "-o", "json", "-f", "-", input=bare_pod("model", app, model))
+    pod = json.loads(created.stdout)
     assert "model-init" in injected(pod)
 
-    plain = json.loads(cp.kubectl("create", "-o", "json", "-f", "-", input=_pod("plain", app, {})).stdout)
+    plain = json.loads(cp.kubectl("create", "-o", "json", "-f", "-", input=bare_pod("plain", app, {})).stdout)
     assert injected(plain) == []
 
     # Model pods in the release's own namespace are left alone (no self-deadlock on restart).
-    own = cp.kubectl("create", "-o", "json", "-f", "-", input=_pod("own", chart.namespace, model)).stdout
+    own = cp.kubectl("create", "-o", "json", "-f", "-", input=bare_pod("own", chart.namespace, model)).stdout
     assert injected(json.loads(own)) == []
 
     # The helm test probe, as the test pod runs it: the Service's DNS name, verified TLS.
@@ -287,11 +243,11 @@ def test_installed_chart_routes_model_pods_and_only_them_to_the_webhook(
 
     # Webhook down: a model pod is refused (it must not start without its model) ...
     chart.stop_webhook()
-    refused = cp.kubectl("create", "-f", "-", input=_pod("model-down", app, model), check=False)
+    refused = cp.kubectl("create", "-f", "-", input=bare_pod("model-down", app, model), check=False)
     assert refused.returncode != 0
     assert "mutate-pod.inferplane.ml.example" in refused.stderr
     # ... while every other pod is created as if the webhook did not exist.
-    cp.kubectl("create", "-f", "-", input=_pod("plain-down", app, {}))
+    cp.kubectl("create", "-f", "-", input=bare_pod("plain-down", app, {}))
 
 
 def test_upgrade_keeps_the_ca_and_the_serving_certificate(

@@ -23,7 +23,7 @@ from kubernetes import client as k8s
 from inferplane.localcluster.controlplane import ControlPlane
 from inferplane.localcluster.process import ManagedProcess, free_port, wait_for
 
-from .test_chart_install import CHART, helm, token_kubeconfig
+from .helpers import CHART, helm, token_kubeconfig
 
 pytestmark = pytest.mark.e2e
 

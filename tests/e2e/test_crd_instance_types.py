@@ -8,7 +8,6 @@ rule's refusal must carry the same sentence `inferplane lint` prints offline.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,31 +15,12 @@ import yaml
 
 from inferplane.localcluster.controlplane import ControlPlane
 from instance_types.cases import Case, load_cases
-from instance_types.crd import CRD_PATH, load_crd
 from instance_types.rules import RULES_BY_ID, Enforcer
 
 pytestmark = pytest.mark.e2e
 
 CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog" / "instancetypes.yaml"
-CRD_NAME = load_crd()["metadata"]["name"]
 INVALID_CASES, VALID_CASES = load_cases()
-
-
-@pytest.fixture(scope="module")
-def crd(control_plane: ControlPlane) -> Iterator[ControlPlane]:
-    """The CRD applied and Established; removed afterwards unless it was there before (the chart's)."""
-    existed = control_plane.kubectl("get", "crd", CRD_NAME, check=False).returncode == 0
-    control_plane.kubectl("apply", "-f", str(CRD_PATH))
-    control_plane.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
-    # Discovery lags Established by a moment; kubectl needs it to map the kind.
-    control_plane.wait_for(
-        lambda: control_plane.kubectl("get", "instancetypes", check=False).returncode == 0 or None,
-        timeout=30,
-        message="instancetypes in discovery",
-    )
-    yield control_plane
-    if not existed:
-        control_plane.kubectl("delete", "crd", CRD_NAME, "--wait=false")
 
 
 def dry_run(cp: ControlPlane, obj: dict[str, object]) -> tuple[int, str]:

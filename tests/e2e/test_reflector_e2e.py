@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ import pytest
 from inferplane import kube
 from inferplane.localcluster.controlplane import ControlPlane
 from inferplane.reflector import Backoff, Reflector
-from instance_types.crd import CRD_PATH, load_crd
 from webhook.catalog import Catalog
 from webhook.cluster import ClusterFeed
 
@@ -71,17 +69,6 @@ def test_lists_then_follows_adds_and_deletes(control_plane, fresh_namespace, cli
         assert int(reflector.resource_version or 0) > 0
     finally:
         reflector.stop()
-
-
-@pytest.fixture
-def crd(control_plane: ControlPlane) -> Iterator[None]:
-    name = load_crd()["metadata"]["name"]
-    existed = control_plane.kubectl("get", "crd", name, check=False).returncode == 0
-    control_plane.kubectl("apply", "-f", str(CRD_PATH))
-    control_plane.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
-    yield
-    if not existed:
-        control_plane.kubectl("delete", "crd", name, "--wait=false")
 
 
 def test_the_cluster_feed_is_ready_and_follows_instance_types(control_plane, fresh_namespace, client, crd):

@@ -20,7 +20,6 @@ from kubernetes import watch
 
 from inferplane.localcluster.controlplane import ControlPlane
 
-from .test_crd_instance_types import crd  # noqa: F401  (the module-scoped CRD fixture, reused)
 from .webhook_fixtures import (
     INIT_IMAGE,
     INJECTED,

@@ -38,7 +38,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from inferplane.localcluster.controlplane import ControlPlane
 from inferplane.localcluster.process import ManagedProcess, free_port, wait_for
 
-from .test_chart_install import CHART, REPO, _pod, _registration, helm
+from .helpers import CHART, REPO, bare_pod, helm, iris_registration
 
 MUTATING_WEBHOOK = "mutate-pod.inferplane.ml.example"
 VALIDATING_WEBHOOK = "validate-workload.inferplane.ml.example"
@@ -63,7 +63,7 @@ def model_pod(
     name: str, namespace: str, annotations: Mapping[str, str], node_selector: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """A bare Pod with one container `score`, as a user would `kubectl create` it."""
-    pod: dict[str, Any] = json.loads(_pod(name, namespace, dict(annotations)))
+    pod: dict[str, Any] = json.loads(bare_pod(name, namespace, dict(annotations)))
     if node_selector:
         pod["spec"]["nodeSelector"] = dict(node_selector)
     return pod
@@ -278,7 +278,7 @@ class WebhookEnv:
         """Opt `namespace` in: labelled for our webhooks, iris:3 registered, mutation seen working."""
         labels = [f"{k}={v}" for k, v in self.scope.items()]
         self.cp.kubectl("label", "namespace", namespace, *labels)
-        self.cp.kubectl("apply", "-f", "-", input=_registration(namespace))
+        self.cp.kubectl("apply", "-f", "-", input=iris_registration(namespace))
         self.wait_until_mutated(namespace)
         return namespace
 
