@@ -9,11 +9,8 @@ the same moment the binding succeeds; the watch event that follows finds the rec
 
 from __future__ import annotations
 
-import orjson
-import urllib3
-
 from inferplane.errors import UserError
-from inferplane.kube import KubeClient
+from inferplane.kube import ApiStatusError, KubeClient
 
 BIND_TIMEOUT = 10.0
 
@@ -35,18 +32,7 @@ class Binder:
             "target": {"apiVersion": "v1", "kind": "Node", "name": node},
         }
         path = f"/api/v1/namespaces/{namespace}/pods/{name}/binding"
-        # KubeClient has only GET so far; its pool and auth headers are reused here until it has POST.
-        response = self._client._pool.request(
-            "POST",
-            self._client.host + path,
-            body=orjson.dumps(body),
-            headers={**self._client._headers(), "Content-Type": "application/json"},
-            timeout=urllib3.Timeout(connect=5.0, read=BIND_TIMEOUT),
-            retries=False,
-        )
-        if response.status >= 300:
-            try:
-                message = orjson.loads(response.data).get("message", "")
-            except (orjson.JSONDecodeError, AttributeError):
-                message = response.data[:200].decode(errors="replace")
-            raise BindError(f"binding {namespace}/{name} to {node}: HTTP {response.status}: {message}")
+        try:
+            self._client.post(path, body, timeout=BIND_TIMEOUT)
+        except ApiStatusError as exc:
+            raise BindError(f"binding {namespace}/{name} to {node}: HTTP {exc.code}: {exc.message}") from exc

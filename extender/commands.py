@@ -63,7 +63,11 @@ def run(args: argparse.Namespace) -> int:
     from extender.config import MARKER_RESOURCE, Settings
     from inferplane import kube, serving
 
-    client = kube.connect(args.kubeconfig, args.context)
+    client = kube.connect(
+        args.kubeconfig,
+        args.context,
+        hint="run it in the cluster (the chart's scheduler pod) or pass --kubeconfig FILE",
+    )
     settings = Settings(cpu_pods_on_gpu_nodes=args.cpu_pods_on_gpu_nodes)
 
     def build() -> serving.Service:

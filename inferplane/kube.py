@@ -23,6 +23,12 @@ from kubernetes.client.rest import RESTClientObject
 from inferplane.errors import UserError
 
 CONNECT_TIMEOUT = 10.0
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+# What every server that watches the cluster can do about a missing one; a command with another way
+# out (the webhook's --catalog DIR) passes its own `hint` to `connect`.
+CONNECT_HINT = "run it in a pod, or pass --kubeconfig FILE"
 
 
 class ApiStatusError(Exception):
@@ -52,29 +58,81 @@ class KubeClient:
                 headers[setting["key"]] = setting["value"]
         return headers
 
-    def get(
-        self, path: str, params: Mapping[str, Any] | None = None, *, timeout: float, stream: bool = False
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float,
+        stream: bool = False,
     ) -> urllib3.BaseHTTPResponse:
-        """GET `path`; with `stream` the body is left unread for the caller to iterate.
+        """Send one request; `body` is bytes as given or any other value encoded as JSON.
 
         Raises ApiStatusError for an HTTP error status (after reading its Status body), and urllib3's
-        errors for transport failures.
+        errors for transport failures. Never retried here: whether a POST may be sent again is the
+        caller's to decide (a Binding may not, a GET may).
         """
         query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
         url = f"{self.host}{path}" + (f"?{urlencode(query)}" if query else "")
+        headers = self._headers()
+        if body is not None:
+            headers["Content-Type"] = content_type
+            if not isinstance(body, bytes):
+                body = orjson.dumps(body)
         response = self._pool.request(
-            "GET",
+            method,
             url,
-            headers=self._headers(),
+            body=body,
+            headers=headers,
             preload_content=not stream,
             timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=timeout),
             retries=False,
         )
         if response.status >= 400:
-            body = response.data  # reads the rest of a streamed body too
+            data = response.data  # reads the rest of a streamed body too
             response.release_conn()
-            raise _status_error("GET", path, response.status, body)
+            raise _status_error(method, path, response.status, data)
         return response
+
+    def get(
+        self, path: str, params: Mapping[str, Any] | None = None, *, timeout: float, stream: bool = False
+    ) -> urllib3.BaseHTTPResponse:
+        """GET `path`; with `stream` the body is left unread for the caller to iterate (a watch)."""
+        return self.request("GET", path, params, timeout=timeout, stream=stream)
+
+    def post(
+        self, path: str, body: Any, params: Mapping[str, Any] | None = None, *, timeout: float
+    ) -> urllib3.BaseHTTPResponse:
+        """POST (create) `body` to the collection or subresource at `path`."""
+        return self.request("POST", path, params, body=body, timeout=timeout)
+
+    def put(
+        self, path: str, body: Any, params: Mapping[str, Any] | None = None, *, timeout: float
+    ) -> urllib3.BaseHTTPResponse:
+        """PUT (replace) the object at `path`; its metadata.resourceVersion makes it conditional."""
+        return self.request("PUT", path, params, body=body, timeout=timeout)
+
+    def patch(
+        self,
+        path: str,
+        body: Any,
+        params: Mapping[str, Any] | None = None,
+        *,
+        content_type: str = MERGE_PATCH,
+        timeout: float,
+    ) -> urllib3.BaseHTTPResponse:
+        """PATCH the object at `path`: a JSON merge patch unless `content_type` names another kind
+        (JSON_PATCH for a list of operations, STRATEGIC_MERGE_PATCH for built-in types' list merging)."""
+        return self.request("PATCH", path, params, body=body, content_type=content_type, timeout=timeout)
+
+    def delete(
+        self, path: str, params: Mapping[str, Any] | None = None, *, body: Any = None, timeout: float
+    ) -> urllib3.BaseHTTPResponse:
+        """DELETE the object at `path`; `body` may carry DeleteOptions (preconditions, propagation)."""
+        return self.request("DELETE", path, params, body=body, timeout=timeout)
 
 
 def _query_value(value: Any) -> str:
@@ -95,11 +153,14 @@ def _status_error(method: str, path: str, code: int, body: bytes) -> ApiStatusEr
     return ApiStatusError(method, path, code, reason, message)
 
 
-def connect(kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
+def connect(
+    kubeconfig: str | None = None, context: str | None = None, *, hint: str = CONNECT_HINT
+) -> KubeClient:
     """The cluster we run in (its service account), or the one a kubeconfig names.
 
     Order: an explicit `kubeconfig`; then in-cluster config when running in a pod; then $KUBECONFIG
-    or ~/.kube/config, as kubectl does. Raises UserError saying what was tried.
+    or ~/.kube/config, as kubectl does. Raises UserError saying what was tried and ending with
+    `hint`: what the command's user can do about it.
     """
     configuration = k8s_client.Configuration()
     try:
@@ -120,7 +181,7 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> KubeCl
         where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
         raise UserError(
             f"cannot reach a cluster: no in-cluster service account and no usable kubeconfig at {where} "
-            f"({exc}); run in a pod, pass --kubeconfig FILE, or give --catalog DIR to work offline"
+            f"({exc}); {hint}"
         ) from exc
     return KubeClient(configuration)
 

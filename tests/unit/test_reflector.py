@@ -57,6 +57,10 @@ class FakeApiserver:
         self.expire_continue = False  # answer the next LIST carrying `continue` with 410
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.authorizations: list[str | None] = []
+        # Writes (POST, PUT, PATCH, DELETE): (method, path, Content-Type, body), answered with the
+        # body echoed, or with `write_status` when set.
+        self.writes: list[tuple[str, str, str | None, Any]] = []
+        self.write_status: int | None = None
         self._scripts: dict[str, queue.Queue[list[Step]]] = {}
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -124,6 +128,17 @@ class FakeApiserver:
                 else:
                     fake._list(self, parts.path, query)
 
+            def _write(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = orjson.loads(self.rfile.read(length)) if length else None
+                fake.authorizations.append(self.headers.get("Authorization"))
+                fake.writes.append((self.command, self.path, self.headers.get("Content-Type"), body))
+                if fake.write_status:
+                    return fake._status(self, fake.write_status)
+                fake._send_json(self, 201 if self.command == "POST" else 200, body or {"kind": "Status"})
+
+            do_POST = do_PUT = do_PATCH = do_DELETE = _write
+
         return Handler
 
     def _send_json(self, handler: BaseHTTPRequestHandler, code: int, body: dict[str, Any]) -> None:
@@ -135,7 +150,7 @@ class FakeApiserver:
         handler.wfile.write(data)
 
     def _status(self, handler: BaseHTTPRequestHandler, code: int) -> None:
-        reason = {404: "NotFound", 410: "Expired", 500: "InternalError"}.get(code, "Unknown")
+        reason = {404: "NotFound", 409: "Conflict", 410: "Expired", 500: "InternalError"}.get(code, "Unknown")
         body = {"kind": "Status", "status": "Failure", "code": code, "reason": reason,
                 "message": f"fake apiserver says {code}"}  # fmt: skip
         self._send_json(handler, code, body)

@@ -1,0 +1,18 @@
+"""`inferplane extender`'s flags and start-up errors, before any server runs."""
+
+from __future__ import annotations
+
+from inferplane import cli, kube
+
+
+def test_without_a_cluster_it_says_how_the_extender_finds_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    monkeypatch.setattr(kube.k8s_config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(tmp_path / "absent"))
+    assert cli.main(["extender"]) == 2
+    message = capsys.readouterr().err
+    assert message.startswith("inferplane extender: cannot reach a cluster")
+    assert message.rstrip().endswith(
+        "run it in the cluster (the chart's scheduler pod) or pass --kubeconfig FILE"
+    )
+    assert "--catalog" not in message
