@@ -282,13 +282,7 @@ class Demo:
 
     def _start_webhook(self, running: Running) -> None:
         cp = self.cp
-        pair = cp.ca.issue(
-            "webhook",
-            "inferplane-webhook",
-            dns_names=("localhost",),
-            ip_addresses=("127.0.0.1",),
-            server=True,
-        )
+        pair = cp.ca.issue_loopback_server("webhook", "inferplane-webhook")
         port = free_port()
         child = self._spawn(
             running,

@@ -231,13 +231,7 @@ class ControlPlane:
     def _start_controller_manager(self) -> None:
         port = free_port()
         identity = self.ca.issue("controller-manager", "system:kube-controller-manager", client=True)
-        serving = self.ca.issue(
-            "controller-manager-serving",
-            "kube-controller-manager",
-            dns_names=("localhost",),
-            ip_addresses=("127.0.0.1",),
-            server=True,
-        )
+        serving = self.ca.issue_loopback_server("controller-manager-serving", "kube-controller-manager")
         kubeconfig = write_kubeconfig(
             self.workdir / "controller-manager.kubeconfig",
             self.server,
@@ -426,13 +420,7 @@ class ControlPlane:
             raise ValueError(f"a scheduler named {name!r} is already running")
         user = f"inferplane-e2e:scheduler:{name}"
         creds = self.ca.issue(f"scheduler-{name}", user, client=True)
-        serving = self.ca.issue(
-            f"scheduler-{name}-serving",
-            f"kube-scheduler-{name}",
-            dns_names=("localhost",),
-            ip_addresses=("127.0.0.1",),
-            server=True,
-        )
+        serving = self.ca.issue_loopback_server(f"scheduler-{name}-serving", f"kube-scheduler-{name}")
         kubeconfig = write_kubeconfig(
             self.workdir / f"scheduler-{name}.kubeconfig", self.server, self.ca_file, user, creds
         )

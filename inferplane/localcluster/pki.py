@@ -164,6 +164,13 @@ class CertificateAuthority:
         _write_private(pair.key_file, _key_pem(key))
         return pair
 
+    def issue_loopback_server(self, stem: str, common_name: str) -> KeyPair:
+        """A serving certificate for a process on this machine: what clients dial here is
+        ``https://127.0.0.1:<port>`` or ``https://localhost:<port>``, so those are its names."""
+        return self.issue(
+            stem, common_name, dns_names=("localhost",), ip_addresses=("127.0.0.1",), server=True
+        )
+
 
 def write_service_account_keys(directory: Path) -> tuple[Path, Path]:
     """Write the key the apiserver signs service-account tokens with.

@@ -64,6 +64,18 @@ def test_issued_certificates_chain_to_the_ca_with_their_names(tmp_path: Path) ->
     assert server.key_file.stat().st_mode & 0o077 == 0, "private keys must not be world-readable"
 
 
+def test_a_loopback_serving_certificate_names_what_local_clients_dial(tmp_path: Path) -> None:
+    ca = CertificateAuthority(tmp_path)
+    pair = ca.issue_loopback_server("cm", "kube-controller-manager")
+    cert = x509.load_pem_x509_certificate(pair.cert_file.read_bytes())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usages) == [x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]
+    assert not cert.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign
+
+
 def test_scheduler_config_gets_its_own_lease_and_keeps_the_callers() -> None:
     given = {"profiles": [{"schedulerName": "x"}]}
     cfg = scheduler_config(given, "x-sched", Path("/k"))
