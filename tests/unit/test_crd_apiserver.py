@@ -1,6 +1,6 @@
 """The CRD against the apiserver's own validation code, and against the Python rules.
 
-instance_types/crdcheck links k8s.io/apiextensions-apiserver: CRD validation with the CEL cost
+tests/tools/crdcheck links k8s.io/apiextensions-apiserver: CRD validation with the CEL cost
 estimator, pruning, the OpenAPI schema and the CEL rules, exactly as kube-apiserver runs them. It
 is built once from the Go module cache (a few minutes cold, seconds after) and skipped when Go
 cannot build it; the e2e suite repeats the key cases against a real control plane.
@@ -23,7 +23,7 @@ from instance_types.cases import Case, load_cases
 from instance_types.crd import CRD_PATH
 from instance_types.rules import RULES_BY_ID, Enforcer
 
-CRDCHECK = Path(__file__).resolve().parents[2] / "instance_types" / "crdcheck"
+CRDCHECK = Path(__file__).resolve().parents[1] / "tools" / "crdcheck"
 CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog" / "instancetypes.yaml"
 INVALID, VALID = load_cases()
 

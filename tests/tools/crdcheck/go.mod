@@ -1,4 +1,4 @@
-module inferplane.dev/instance_types/crdcheck
+module inferplane.dev/tests/tools/crdcheck
 
 go 1.25.0
 
