@@ -1,7 +1,8 @@
 """Run one of our WSGI servers (webhook, extender, router, scoring) under gunicorn, the same way each time.
 
 What every server gets from here: TLS with a certificate that is picked up again when it is rotated,
-gthread workers, a graceful stop on SIGTERM (requests in flight finish, within `graceful_timeout`),
+gthread workers, a graceful stop on SIGTERM (requests in flight finish, within `graceful_timeout`;
+a worker still starting simply ends), the boot-error exit code (3) when a worker cannot start,
 per-worker background threads started after the fork (watch caches: threads do not survive `fork`,
 so starting them in the master would leave workers without a live watcher), Prometheus metrics that
 stay right with several workers (see `inferplane.metrics`), and JSON logs, gunicorn's included.
@@ -15,6 +16,7 @@ import logging
 import os
 import signal
 import ssl
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
@@ -24,6 +26,7 @@ from typing import Any
 
 from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
+from gunicorn.errors import HaltServer
 
 from inferplane import logs, metrics
 from inferplane.errors import UserError
@@ -120,17 +123,28 @@ def _fingerprint(paths: Iterable[str]) -> bytes:
 class CertWatcher(threading.Thread):
     """Calls `on_change` when the certificate or key changes and the new pair loads.
 
-    Runs in the gunicorn master (`when_ready`), where `on_change` sends SIGHUP: gunicorn then starts
-    new workers, which load the new pair, and stops the old ones gracefully (ecosystem.md 3.7).
-    A pair that does not load (the key written before the certificate) is logged and skipped; the
-    next change is tried again, and the old workers go on serving the old pair meanwhile.
+    Under gunicorn it runs in the master (`when_ready`), where `on_change` sends SIGHUP: gunicorn then
+    starts new workers, which load the new pair, and stops the old ones gracefully (ecosystem.md 3.7);
+    the router has no workers and swaps its context instead. `action` says in the log line what
+    `on_change` is about to do, since only the caller knows. A pair that does not load (the key
+    written before the certificate) is logged and skipped; the next change is tried again, and the
+    previous pair goes on being served meanwhile.
     """
 
-    def __init__(self, certfile: str, keyfile: str, interval: float, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        certfile: str,
+        keyfile: str,
+        interval: float,
+        on_change: Callable[[], None],
+        *,
+        action: str = "",
+    ) -> None:
         super().__init__(name="cert-watcher", daemon=True)
         self._paths = (certfile, keyfile)
         self._interval = interval
         self._on_change = on_change
+        self._message = f"TLS certificate changed; {action}" if action else "TLS certificate changed"
         self._seen = _fingerprint(self._paths)
         self._stopped = threading.Event()
 
@@ -152,7 +166,7 @@ class CertWatcher(threading.Thread):
                 extra={"certfile": self._paths[0], "keyfile": self._paths[1], "error": str(exc)},
             )
             return False
-        log.info("TLS certificate changed; reloading workers", extra={"certfile": self._paths[0]})
+        log.info(self._message, extra={"certfile": self._paths[0]})
         self._on_change()
         return True
 
@@ -239,12 +253,24 @@ class _Gunicorn(BaseApplication):
         if s.certfile and s.keyfile and self._watcher is None:
             pid = os.getpid()
             self._watcher = CertWatcher(
-                s.certfile, s.keyfile, s.cert_poll_seconds, lambda: os.kill(pid, signal.SIGHUP)
+                s.certfile,
+                s.keyfile,
+                s.cert_poll_seconds,
+                lambda: os.kill(pid, signal.SIGHUP),
+                action="reloading workers",
             )
             self._watcher.start()
         log.info("listening", extra={"server": s.name, "bind": s.bind, "tls": bool(s.certfile)})
 
     def _post_fork(self, server: Any, worker: Any) -> None:  # worker
+        # The forked worker still has the master's handlers, which only queue a signal for the
+        # master's loop, and a worker never runs that loop: a SIGTERM arriving during a long
+        # `start` (a cache listing 150,000 pods, a model's init()) would be lost, and the master
+        # would wait out its graceful timeout before killing it. gunicorn resets these same
+        # signals when the worker's own loop begins, after `start`; resetting them now as well
+        # means a stop request simply ends a worker that is not serving yet.
+        for stop_signal in getattr(worker, "SIGNALS", ()):
+            signal.signal(stop_signal, signal.SIG_DFL)
         self._service.start()
 
     def _worker_exit(self, server: Any, worker: Any) -> None:  # worker
@@ -290,4 +316,12 @@ def serve(build: Callable[[], Service], settings: ServerSettings) -> None:
     # again and again (a full collection over them paused a review for 25-100 ms here) and from
     # touching their pages in the forked workers (copy-on-write).
     gc.freeze()
-    _Gunicorn(service, settings).run()
+    try:
+        _Gunicorn(service, settings).run()
+    except HaltServer as exc:
+        # gunicorn halts on the first worker that fails to boot (exit 3), but when a second one
+        # fails while it is stopping, reaping that one raises HaltServer again, out of the arbiter:
+        # exit 1 and gunicorn's own traceback instead of the code that says "could not start".
+        # The workers have been told to stop by then; keep the code.
+        log.error("stopped: %s", exc.reason, extra={"server": settings.name, "exit_code": exc.exit_status})
+        sys.exit(exc.exit_status)

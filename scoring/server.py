@@ -142,13 +142,10 @@ def _limit_init(timeout_s: int, script: Path) -> None:
 
 
 def start_worker(settings: ScoreSettings, scorer: Scorer) -> None:
-    """In each worker after the fork: import the script, call init(), attach it to the scorer."""
-    # The worker still has the master's signal handlers (they only queue the signal for the master
-    # loop, which a worker does not run) until gunicorn installs its own after this returns: a
-    # SIGTERM during a long init() would be lost and the master would wait out its graceful timeout.
-    # Until then a stop request simply ends the booting worker.
-    for stop_signal in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
-        signal.signal(stop_signal, signal.SIG_DFL)
+    """In each worker after the fork: import the script, call init(), attach it to the scorer.
+
+    A SIGTERM meanwhile ends the worker at once (`inferplane.serving` resets the master's handlers
+    before this runs), so a slow init() does not hold up a stop."""
     _limit_init(settings.init_timeout_s, settings.entry_script)
     try:
         script = load(settings.entry_script)
@@ -175,23 +172,14 @@ def serve(settings: ScoreSettings) -> None:
         scorer = Scorer(app_settings)
         return serving.Service(wsgi(scorer), start=lambda: start_worker(settings, scorer), stop=scorer.close)
 
-    from gunicorn.errors import HaltServer
-
-    try:
-        serving.serve(
-            build,
-            serving.ServerSettings(
-                name="scoring",
-                host=settings.host,
-                port=settings.port,
-                workers=settings.workers,
-                timeout=settings.init_timeout_s,
-                log_level=settings.log_level,
-            ),
-        )
-    except HaltServer as exc:
-        # gunicorn 27 halts on the first worker that fails to boot, but when a second one fails
-        # while it is stopping, its reaping raises HaltServer again, out of the arbiter (exit 1 and
-        # gunicorn's own traceback). The workers have been told to stop by then; keep the code.
-        log.error("stopped: %s", exc.reason, extra={"exit_code": exc.exit_status})
-        sys.exit(exc.exit_status)
+    serving.serve(
+        build,
+        serving.ServerSettings(
+            name="scoring",
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            timeout=settings.init_timeout_s,
+            log_level=settings.log_level,
+        ),
+    )

@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -144,3 +147,76 @@ def test_the_access_line_carries_the_apps_fields():
     assert (line["method"], line["path"], line["status"], line["bytes"]) == ("POST", "/mutate-pod", 200, 812)
     assert line["duration_ms"] == 1.234
     assert (line["uid"], line["outcome"], line["remote"]) == ("u-1", "mutated", "10.0.0.7")
+
+
+def test_the_change_is_logged_with_the_callers_action(pairs, tmp_path, caplog):
+    cert, key = str(tmp_path / "live.crt"), str(tmp_path / "live.key")
+    for wording, expected in (
+        ("", "TLS certificate changed"),
+        ("reloading workers", "TLS certificate changed; reloading workers"),
+    ):
+        for target, source in ((cert, pairs["one"][0]), (key, pairs["one"][1])):
+            Path(target).write_bytes(Path(source).read_bytes())
+        watcher = serving.CertWatcher(cert, key, interval=60, on_change=lambda: None, action=wording)
+        for target, source in ((cert, pairs["two"][0]), (key, pairs["two"][1])):
+            Path(target).write_bytes(Path(source).read_bytes())
+        with caplog.at_level(logging.INFO, logger="inferplane.serving"):
+            assert watcher.check() is True
+        assert caplog.records[-1].message == expected
+
+
+# A server whose workers never finish starting ("slow") or cannot start ("broken"), run for real.
+SERVER = """
+import sys, time
+from inferplane import serving
+
+mode, workers = sys.argv[1], int(sys.argv[2])
+
+def start():
+    if mode == "broken":
+        raise RuntimeError("cannot start")
+    print("starting", flush=True)
+    time.sleep(120)
+
+def app(environ, start_response):
+    start_response("200 OK", [])
+    return [b"ok"]
+
+serving.serve(
+    lambda: serving.Service(app, start=start),
+    serving.ServerSettings(name="test", port=0, host="127.0.0.1", workers=workers, access_log=False),
+)
+"""
+
+
+def run_server(mode: str, workers: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", SERVER, mode, str(workers)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_sigterm_ends_a_server_whose_worker_is_still_starting():
+    server = run_server("slow", 1)
+    try:
+        assert server.stdout.readline() == "starting\n"  # the worker is inside Service.start
+        began = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=20) == 0
+        # Not gunicorn's 25 s graceful timeout followed by a SIGKILL: the worker heard the signal.
+        assert time.monotonic() - began < 10
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_workers_failing_to_start_together_end_the_server_with_the_boot_error_code():
+    # Four workers fail within moments of each other: gunicorn halts on the first and, reaping the
+    # others while it stops, raises its halt again; the exit code must stay 3 either way.
+    server = run_server("broken", 4)
+    try:
+        _, stderr = server.communicate(timeout=60)
+    finally:
+        server.kill()
+    assert server.returncode == 3, stderr
+    assert "Worker failed to boot" in stderr
