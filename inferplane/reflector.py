@@ -8,6 +8,11 @@ jittered, growing delay and WATCH again from the last resourceVersion seen.
 
 Objects are the apiserver's JSON parsed by orjson: building the official client's models would
 cost more than everything else the extender does with 150,000 pods.
+
+`transform` turns each object into what the consumer keeps, as it arrives: each item of a LIST page
+before the next page is fetched, and each watched object before `on_event`. Without it a LIST holds
+every full object until its last page (150,000 pods: ~3 KB each in Python when minimal, several
+times that as the apiserver serves them); with it only one page of full objects is alive at a time.
 """
 
 from __future__ import annotations
@@ -17,9 +22,9 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import orjson
 import urllib3
@@ -28,8 +33,8 @@ from inferplane.kube import ApiStatusError, KubeClient
 
 log = logging.getLogger(__name__)
 
-ReplaceHandler = Callable[[list[dict[str, Any]]], None]
-EventHandler = Callable[[str, dict[str, Any]], None]
+T = TypeVar("T")  # what the consumer keeps of each object: the object itself unless transformed
+Transform = Callable[[dict[str, Any]], T | None]
 
 LIST_READ_TIMEOUT = 60.0
 # A watch that ends this fast without one event is treated as a failure, not a normal end: without
@@ -60,12 +65,18 @@ class Backoff:
         return base * (1.0 - self.jitter * rand())
 
 
-class Reflector:
+class Reflector(Generic[T]):
     """Keeps `on_replace`/`on_event` consumers in step with one resource collection.
 
     `path` is a collection URL such as `/api/v1/pods` or `/apis/ml.example/v1alpha1/instancetypes`.
-    Callbacks run on the reflector's own thread; a callback that raises is logged with its traceback
-    and followed by a relist, since the consumer's state may now be half-updated.
+    Callbacks (and `transform`) run on the reflector's own thread; one that raises is logged with its
+    traceback and followed by a relist, since the consumer's state may now be half-updated.
+
+    `transform(obj)` gives what the consumer receives instead of `obj` (a trimmed dict, or a value of
+    its own); the reflector has already read the resourceVersion. None leaves the object out: from a
+    LIST, and its events from the watch. So return None only on what does not change in an object
+    (its name, namespace, owner), or the consumer misses the event that made it uninteresting; to
+    hear of every object, return a value saying "nothing to keep" instead.
     """
 
     def __init__(
@@ -75,8 +86,9 @@ class Reflector:
         *,
         field_selector: str | None = None,
         label_selector: str | None = None,
-        on_replace: ReplaceHandler,
-        on_event: EventHandler,
+        on_replace: Callable[[list[T]], None],
+        on_event: Callable[[str, T], None],
+        transform: Transform[T] | None = None,
         page_size: int = 500,
         watch_timeout: int = 300,
         relist_seconds: float | None = None,
@@ -88,6 +100,7 @@ class Reflector:
         self._selectors = {"fieldSelector": field_selector, "labelSelector": label_selector}
         self._on_replace = on_replace
         self._on_event = on_event
+        self._transform: Transform[T] = transform or cast(Transform[T], _same)
         self._page_size = page_size
         self._watch_timeout = watch_timeout
         self._relist_seconds = relist_seconds
@@ -174,22 +187,29 @@ class Reflector:
         log.warning(f"{verb} failed; retrying", extra=extra)
 
     def _list(self) -> None:
-        items: list[dict[str, Any]] = []
-        params: dict[str, Any] = {**self._selectors, "limit": self._page_size}
+        items: list[T] = []
+        first_page: dict[str, Any] = {**self._selectors, "limit": self._page_size}
+        params, expired = first_page, 0
         while True:
             try:
                 page = orjson.loads(self._client.get(self.path, params, timeout=LIST_READ_TIMEOUT).data)
             except ApiStatusError as exc:
-                if exc.code == 410 and "continue" in params:
-                    # The continue token outlived etcd's compaction: take the rest in one piece.
-                    log.info(
-                        "list continuation expired; listing without pages", extra={"resource": self.path}
-                    )
-                    items, params = [], {**self._selectors}
-                    continue
-                raise
-            items.extend(page.get("items") or ())
+                if exc.code != 410 or "continue" not in params:
+                    raise
+                # The continue token outlived etcd's compaction (every 5 minutes by default): start
+                # over from a new snapshot, in pages again, since one unpaged LIST of a big cluster
+                # is the very peak of memory the pages avoid. Only a list that keeps outliving the
+                # compaction is taken in one piece.
+                expired += 1
+                items, params = [], first_page if expired == 1 else {**self._selectors}
+                log.info(
+                    "list continuation expired; listing again from the start",
+                    extra={"resource": self.path, "paged": "limit" in params},
+                )
+                continue
+            items.extend(self._kept(page.get("items") or ()))
             meta = page.get("metadata") or {}
+            del page  # this page's full objects go before the next page arrives
             token = meta.get("continue")
             if not token:
                 break
@@ -244,12 +264,24 @@ class Reflector:
             raise WatchError(f"watch ERROR event: {code} {obj.get('reason', '')}: {obj.get('message', '')}")
         rv = (obj.get("metadata") or {}).get("resourceVersion")
         if kind in ("ADDED", "MODIFIED", "DELETED"):
-            self._on_event(kind, obj)
+            kept = self._transform(obj)
+            if kept is not None:
+                self._on_event(kind, kept)
         elif kind != "BOOKMARK":
             raise WatchError(f"watch event of unknown type {kind!r}")
         if rv:
             self.resource_version = rv
         self._last_sync = time.monotonic()
+
+    def _kept(self, objs: Iterable[dict[str, Any]]) -> Iterator[T]:
+        for obj in objs:
+            kept = self._transform(obj)
+            if kept is not None:
+                yield kept
+
+
+def _same(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj
 
 
 def _lines(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:

@@ -54,7 +54,7 @@ class FakeApiserver:
         self.rv = 10
         self.list_status: int | None = None  # answer every LIST with this HTTP status
         self.missing: set[str] = set()  # collection paths that answer 404 (a CRD not installed)
-        self.expire_continue = False  # answer the next LIST carrying `continue` with 410
+        self.expire_continue = 0  # answer this many of the next LISTs carrying `continue` with 410
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.authorizations: list[str | None] = []
         # Writes (POST, PUT, PATCH, DELETE): (method, path, Content-Type, body), answered with the
@@ -159,7 +159,7 @@ class FakeApiserver:
         if self.list_status:
             return self._status(handler, self.list_status)
         if "continue" in query and self.expire_continue:
-            self.expire_continue = False
+            self.expire_continue -= 1
             return self._status(handler, 410)
         with self._lock:
             collection = self.objects.get(path, {})
@@ -364,14 +364,69 @@ def test_a_failing_consumer_is_logged_and_followed_by_a_relist(apiserver, run, c
     assert any("KeyError: 'consumer bug'" in (r.exc_text or "") for r in caplog.records)
 
 
-def test_an_expired_continue_token_falls_back_to_one_unpaged_list(apiserver, run):
-    for name in "abc":
+def test_an_expired_continue_token_starts_the_pages_over_and_only_then_one_unpaged_list(apiserver, run):
+    for name in "abcde":
         apiserver.put(name)
-    apiserver.expire_continue = True
+    apiserver.expire_continue = 1
     reflector, seen = run(page_size=2)
     assert reflector.wait_synced(5)
-    assert seen.replaced == [["a", "b", "c"]]
-    assert "limit" not in apiserver.lists()[-1]
+    assert seen.replaced == [["a", "b", "c", "d", "e"]]  # page a, b of the expired pass not twice
+    assert [(q.get("limit"), q.get("continue")) for q in apiserver.lists()] == [
+        ("2", None), ("2", "2"), ("2", None), ("2", "2"), ("2", "4")
+    ]  # fmt: skip
+
+    apiserver.expire_continue = 2  # the relist outlives the compaction twice
+    reflector.stop()
+    reflector, seen = run(page_size=2)
+    assert reflector.wait_synced(5)
+    assert seen.replaced == [["a", "b", "c", "d", "e"]]
+    assert [(q.get("limit"), q.get("continue")) for q in apiserver.lists()[5:]] == [
+        ("2", None), ("2", "2"), ("2", None), ("2", "2"), (None, None)
+    ]  # fmt: skip
+
+
+def test_transform_shapes_list_items_and_events_and_none_leaves_objects_out(apiserver, run):
+    for name in ("a", "skip-b", "c"):
+        apiserver.put(name)
+    apiserver.script(
+        ("event", "ADDED", {"metadata": {"name": "d", "resourceVersion": "20"}}),
+        ("event", "MODIFIED", {"metadata": {"name": "skip-e", "resourceVersion": "21"}}),
+        ("event", "DELETED", {"metadata": {"name": "a", "resourceVersion": "22"}}),
+    )
+    replaced: list[list[tuple[str, str]]] = []
+    events: list[tuple[str, tuple[str, str]]] = []
+
+    def keep(obj: dict[str, Any]) -> tuple[str, str] | None:
+        name = obj["metadata"]["name"]
+        return None if name.startswith("skip-") else ("kept", name)  # the resourceVersion is not kept
+
+    reflector = Reflector(
+        kube.for_host(apiserver.url), PATH, transform=keep, backoff=FAST,
+        on_replace=replaced.append, on_event=lambda kind, kept: events.append((kind, kept)),
+    )  # fmt: skip
+    reflector.start()
+    try:
+        wait_for(lambda: len(events) == 2)
+        assert replaced == [[("kept", "a"), ("kept", "c")]]
+        assert events == [("ADDED", ("kept", "d")), ("DELETED", ("kept", "a"))]
+        # The resourceVersion comes from the object as served, dropped or transformed.
+        wait_for(lambda: reflector.resource_version == "22")
+    finally:
+        reflector.stop()
+
+
+def test_each_page_is_transformed_before_the_next_is_fetched(apiserver, run):
+    for name in "abcde":
+        apiserver.put(name)
+    lists_when_seen: dict[str, int] = {}
+
+    def note(obj: dict[str, Any]) -> dict[str, Any]:
+        lists_when_seen[obj["metadata"]["name"]] = len(apiserver.lists())
+        return obj
+
+    reflector, _ = run(page_size=2, transform=note)
+    assert reflector.wait_synced(5)
+    assert lists_when_seen == {"a": 1, "b": 1, "c": 2, "d": 2, "e": 3}
 
 
 def test_selectors_go_on_the_list_and_the_watch(apiserver, run):
