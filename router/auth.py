@@ -41,8 +41,8 @@ def check(endpoint: Endpoint, authorization: bytes | None) -> AuthFailure | None
         )
     token = token.strip()
     matched = False
-    for key in endpoint.keys:
-        matched |= hmac.compare_digest(token, key.encode())
+    for key in endpoint.key_bytes:
+        matched |= hmac.compare_digest(token, key)
     if not matched:
         return AuthFailure(
             401,

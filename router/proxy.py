@@ -19,7 +19,6 @@ import asyncio
 import logging
 import random
 import time
-import uuid
 from collections.abc import Iterator
 
 import orjson
@@ -31,7 +30,7 @@ from router.pool import PodPool, PodSlot, QueueTimeout, share
 from router.server import RETAIN_LIMIT, Body, ClientConnection, Request
 from router.table import Deployment, Endpoint, RouteTable, choose, mirror_targets
 from router.upstream import Sink, UpstreamConnection, UpstreamError, UpstreamPool, UpstreamTimeout
-from router.wire import HOP_BY_HOP, Headers, head
+from router.wire import CRLF, HOP_BY_HOP, status_line
 
 log = logging.getLogger("inferplane.router")
 
@@ -47,6 +46,19 @@ ROUTES_HELP = (
     "POST /api/v1/endpoint/<endpoint>/deployment/<deployment>/score (either under "
     "/api/v1/namespaces/<namespace>/ too), GET /healthz, /readyz, /metrics"
 )
+
+
+# Parsed score routes by raw path, so a busy endpoint's URL is taken apart once; bounded, as paths are
+# the client's choice: past this many, paths are parsed each time.
+ROUTE_CACHE_SIZE = 4096
+# Request ids for requests that come without one: 128 random bits as 32 hex digits, like uuid4().hex,
+# from a generator seeded once from the OS rather than a getrandom call and a UUID object per request
+# (they name a request in logs, they guard nothing).
+_request_bits = random.Random().getrandbits
+
+
+def new_request_id() -> bytes:
+    return b"%032x" % _request_bits(128)
 
 
 def _error(status: int, message: str) -> bytes:
@@ -77,6 +89,8 @@ class Router:
         self.desired: dict[str, int] = {}  # "namespace/name" -> replicas the autoscaler last set
         self._random = (random_draw or random.Random()).random
         self._mirrors: set[asyncio.Task[None]] = set()
+        # raw path -> (endpoint, pinned deployment, namespace named in the path)
+        self._routes: dict[bytes, tuple[str, str | None, bytes | None] | None] = {}
 
     # -- the table -----------------------------------------------------------------------------------
     def apply(self, table: RouteTable) -> None:
@@ -131,21 +145,17 @@ class Router:
     # -- HTTP entry ------------------------------------------------------------------------------------
     async def handle(self, request: Request, client: ClientConnection) -> None:
         path, _, query = request.url.partition(b"?")
-        namespace: bytes | None = None
-        if path.startswith(NAMESPACED_PREFIX):
-            namespace, _, rest = path[len(NAMESPACED_PREFIX):].partition(b"/")
-            if namespace and rest.startswith(b"endpoint/"):
-                path = b"/api/v1/" + rest
-        if path.startswith(SCORE_PREFIX):
-            parts = path[len(SCORE_PREFIX):].split(b"/")
-            if len(parts) == 2 and parts[1] == b"score":
-                await self.score(request, client, parts[0].decode(errors="replace"), None, query, namespace)
-                return
-            if len(parts) == 4 and parts[1] == b"deployment" and parts[3] == b"score":
-                await self.score(request, client, parts[0].decode(errors="replace"),
-                                 parts[2].decode(errors="replace"), query, namespace)
-                return
-        elif path == b"/healthz":
+        routes = self._routes
+        if path in routes:
+            route = routes[path]
+        else:
+            route = _score_route(path)
+            if len(routes) < ROUTE_CACHE_SIZE:
+                routes[path] = route
+        if route is not None:
+            await self.score(request, client, route[0], route[1], query, route[2])
+            return
+        if path == b"/healthz":
             client.respond(200, b'{"status":"ok"}')
             return
         elif path == b"/readyz":
@@ -162,7 +172,7 @@ class Router:
     async def score(self, request: Request, client: ClientConnection, endpoint_name: str,
                     pinned: str | None, query: bytes, in_path: bytes | None = None) -> None:
         started = time.monotonic()
-        named = request.header(NAMESPACE_HEADER)
+        named = request.index.get(NAMESPACE_HEADER)
         if in_path is not None and named is not None and named.strip() != in_path:
             client.respond(400, _error(400, f"the path names namespace '{in_path.decode(errors='replace')}' "
                                             f"but the header '{NAMESPACE_HEADER.decode()}' names "
@@ -178,7 +188,7 @@ class Router:
             client.respond(405, _error(405, "scoring takes POST (or GET)"),
                            headers=[(b"allow", b"POST, GET")])
             return
-        failure = auth.check(endpoint, request.header(b"authorization"))
+        failure = auth.check(endpoint, request.index.get(b"authorization"))
         if failure is not None:
             client.respond(failure.status, _error(failure.status, failure.message),
                            headers=[(b"www-authenticate", b"Bearer")] if failure.status == 401 else None)
@@ -187,7 +197,7 @@ class Router:
             return
         if pinned is None:
             for name in PIN_HEADERS:
-                value = request.header(name)
+                value = request.index.get(name)
                 if value:
                     pinned = value.decode(errors="replace").strip()
                     break
@@ -234,8 +244,10 @@ class Router:
         """Relay the request to a pod of `deployment`; returns the status the caller saw."""
         pool = self.pools[deployment.key]
         settings = deployment.settings
+        slot = pool.try_acquire()  # a free pod is the usual case: no coroutine for it
         try:
-            slot = await pool.acquire(settings.max_queue_wait_ms / 1000.0)
+            if slot is None:
+                slot = await pool.acquire(settings.max_queue_wait_ms / 1000.0)
         except QueueTimeout:
             if not pool.pods:
                 message = f"deployment '{deployment.name}' of endpoint '{endpoint.name}' has no ready pods"
@@ -249,15 +261,16 @@ class Router:
             client.respond(503, _error(503, message), headers=[(b"retry-after", b"1")])
             return 503
         conn: UpstreamConnection | None = None
+        request_id = request.index.get(b"x-request-id") or new_request_id()
+        chunked = request.content_length is None and b"transfer-encoding" in request.index
         try:
             for attempt in (1, 2):
-                conn, reused = await self._connect(slot, deployment, client)
+                conn = self.upstreams.take_idle(slot.backend.address) if attempt == 1 else None
+                reused = conn is not None
                 if conn is None:
-                    return 502
-                request_id = request.header(b"x-request-id")
-                if request_id is None:
-                    request_id = uuid.uuid4().hex.encode()
-                chunked = request.content_length is None and request.header(b"transfer-encoding") is not None
+                    conn, reused = await self._connect(slot, deployment, client)
+                    if conn is None:
+                        return 502
                 replay = request.body.replay()
                 conn.begin(self._upstream_head(request, deployment, slot, query, request_id), chunked,
                            client.pause_reading_for_upstream, replay)
@@ -295,17 +308,22 @@ class Router:
 
     async def _relay(self, conn: UpstreamConnection, client: ClientConnection, deployment: Deployment,
                      request_id: bytes, timer: _Deadline) -> int:
-        headers: Headers = [(n, v) for n, v in conn.headers if n not in NOT_RETURNED]
-        headers.append((b"azureml-model-deployment", deployment.name.encode()))
-        if not any(n == b"x-request-id" for n, _ in headers):
-            headers.append((b"x-request-id", request_id))
+        parts = [status_line(conn.status)]
+        has_id = False
+        for name, value in conn.headers:
+            if name not in NOT_RETURNED:
+                parts += (name, b": ", value, CRLF)
+                has_id = has_id or name == b"x-request-id"
+        parts += (b"azureml-model-deployment: ", deployment.name_header, CRLF)
+        if not has_id:
+            parts += (b"x-request-id: ", request_id, CRLF)
         if conn.complete:  # the whole answer is already here: one write, nothing to relay
             timer.cancel()
             body = conn.take_early()
-            client.start(conn.status, headers, len(body), body)
+            client.start(parts, len(body), body)
             client.finish()
             return conn.status
-        client.start(conn.status, headers, conn.length)
+        client.start(parts, conn.length)
         conn.relay(client)
         try:
             await conn.done  # type: ignore[misc]
@@ -332,25 +350,22 @@ class Router:
     @staticmethod
     def _upstream_head(request: Request, deployment: Deployment, slot: PodSlot, query: bytes,
                        request_id: bytes) -> bytes:
-        target = deployment.settings.scoring_path.encode()
+        parts = [request.method, b" ", deployment.scoring_target]
         if query:
-            target += b"?" + query
-        backend = slot.backend
-        headers: Headers = [(b"host", b"%s:%d" % (backend.host.encode(), backend.port))]
-        has_id = False
+            parts += (b"?", query)
+        parts += (b" HTTP/1.1\r\nhost: ", slot.backend.host_header, CRLF)
         for name, value in request.headers:
             if name not in NOT_FORWARDED:
-                headers.append((name, value))
-                has_id |= name == b"x-request-id"
-        if not has_id:
-            headers.append((b"x-request-id", request_id))
+                parts += (name, b": ", value, CRLF)
+        if b"x-request-id" not in request.index:
+            parts += (b"x-request-id: ", request_id, CRLF)
         if request.content_length is not None:
-            headers.append((b"content-length", b"%d" % request.content_length))
-        elif request.header(b"transfer-encoding") is not None:
-            headers.append((b"transfer-encoding", b"chunked"))
+            parts += (b"content-length: %d\r\n\r\n" % request.content_length,)
+        elif b"transfer-encoding" in request.index:
+            parts.append(b"transfer-encoding: chunked\r\n\r\n")
         else:
-            headers.append((b"content-length", b"0"))
-        return head(request.method + b" " + target + b" HTTP/1.1\r\n", headers)
+            parts.append(b"content-length: 0\r\n\r\n")
+        return b"".join(parts)
 
     # -- mirror copies ------------------------------------------------------------------------------------
     def _spawn_mirror(self, endpoint: Endpoint, target: Deployment, request: Request, query: bytes) -> None:
@@ -376,7 +391,7 @@ class Router:
         try:
             slot = await pool.acquire(target.settings.max_queue_wait_ms / 1000.0)
             conn, _ = await self.upstreams.connect(slot.backend.address)
-            request_id = (request.header(b"x-request-id") or uuid.uuid4().hex.encode())
+            request_id = request.index.get(b"x-request-id") or new_request_id()
             mirrored = Request(request.method, request.url, request.headers, True, request.body)
             mirrored.content_length = len(body)
             conn.begin(self._upstream_head(mirrored, target, slot, query, request_id), False, None, body)
@@ -402,6 +417,24 @@ class Router:
         for task in list(self._mirrors):
             task.cancel()
         self.upstreams.close()
+
+
+def _score_route(path: bytes) -> tuple[str, str | None, bytes | None] | None:
+    """(endpoint, pinned deployment, namespace) for a score URL, else None."""
+    namespace: bytes | None = None
+    if path.startswith(NAMESPACED_PREFIX):
+        namespace, _, rest = path[len(NAMESPACED_PREFIX):].partition(b"/")
+        if not (namespace and rest.startswith(b"endpoint/")):
+            return None
+        path = b"/api/v1/" + rest
+    if not path.startswith(SCORE_PREFIX):
+        return None
+    parts = path[len(SCORE_PREFIX):].split(b"/")
+    if len(parts) == 2 and parts[1] == b"score":
+        return parts[0].decode(errors="replace"), None, namespace
+    if len(parts) == 4 and parts[1] == b"deployment" and parts[3] == b"score":
+        return parts[0].decode(errors="replace"), parts[2].decode(errors="replace"), namespace
+    return None
 
 
 class _Deadline:

@@ -21,7 +21,7 @@ from typing import Protocol, cast
 import httptools
 import orjson
 
-from router.wire import CONTINUE, LAST_CHUNK, Headers, head, status_line, write_piece
+from router.wire import CONTINUE, CRLF, LAST_CHUNK, Headers, head, status_line, write_piece
 
 log = logging.getLogger("inferplane.router")
 
@@ -152,15 +152,18 @@ class Body:
 
 
 class Request:
-    __slots__ = ("body", "content_length", "continued", "expect_continue", "headers", "keep_alive", "method",
-                 "url")
+    __slots__ = ("body", "content_length", "continued", "expect_continue", "headers", "index", "keep_alive",
+                 "method", "url")
 
     def __init__(
         self, method: bytes, url: bytes, headers: Headers, keep_alive: bool, body: Body
     ) -> None:
         self.method = method
         self.url = url
-        self.headers = headers
+        self.headers = headers  # in order, for forwarding
+        # By name, the first of repeated ones: one dict built in C beats the half-dozen scans of the
+        # list a request needs (key, namespace, pins, request id, framing).
+        self.index = dict(reversed(headers))
         self.keep_alive = keep_alive
         self.body = body
         self.content_length: int | None = None
@@ -168,10 +171,7 @@ class Request:
         self.continued = False  # `100 Continue` was sent
 
     def header(self, name: bytes) -> bytes | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+        return self.index.get(name)
 
 
 Handler = Callable[[Request, "ClientConnection"], Awaitable[None]]
@@ -258,11 +258,11 @@ class ClientConnection(asyncio.Protocol):
         request = Request(
             parser.get_method(), self._url, self._headers, parser.should_keep_alive(), Body(self)
         )
-        for name, value in self._headers:
-            if name == b"content-length":
-                request.content_length = int(value)
-            elif name == b"expect" and value.lower() == b"100-continue":
-                request.expect_continue = True
+        index = request.index
+        if b"content-length" in index:
+            request.content_length = int(index[b"content-length"])
+        if b"expect" in index:
+            request.expect_continue = index[b"expect"].lower() == b"100-continue"
         self._parsing = request
         if self._task is None:
             self._start(request)
@@ -374,24 +374,22 @@ class ClientConnection(asyncio.Protocol):
             self.transport.write(CONTINUE)
             request.continued = True
 
-    def start(self, status: int, headers: Headers, length: int | None, body: bytes = b"") -> None:
-        """Write the status line and headers (and `body`, when it is all here: one syscall);
-        `length` None means a chunked body follows."""
+    def start(self, parts: list[bytes], length: int | None, body: bytes = b"") -> None:
+        """Write an answer's head, given in pieces (status line, then `name: value\\r\\n` lines) that this
+        completes with the framing and connection headers, and `body` when it is all here: one write,
+        so head and body leave in one segment. `length` None means a chunked body follows."""
         self.response_started = True
         self.keep_alive = self._keeps_alive()
-        extra: Headers
         if length is None:
             self._chunked_out = True
-            extra = [(b"transfer-encoding", b"chunked")]
+            parts.append(b"transfer-encoding: chunked\r\n")
         else:
-            extra = [(b"content-length", b"%d" % length)]
-        if not self.keep_alive:
-            extra.append((b"connection", b"close"))
+            parts.append(b"content-length: %d\r\n" % length)
+        parts.append(CRLF if self.keep_alive else b"connection: close\r\n\r\n")
+        if body:
+            parts.append(body)
         if self.transport is not None and not self.closed:
-            if body:
-                self.transport.writelines([head(status_line(status), headers + extra), body])
-            else:
-                self.transport.write(head(status_line(status), headers + extra))
+            self.transport.write(b"".join(parts))
 
     def send(self, data: bytes) -> None:
         if self.transport is not None and not self.closed and data:

@@ -32,6 +32,11 @@ class Backend:
     def address(self) -> tuple[str, int]:
         return (self.host, self.port)
 
+    @cached_property
+    def host_header(self) -> bytes:
+        """The `Host` a request to this pod carries (built once, not per request)."""
+        return b"%s:%d" % (self.host.encode(), self.port)
+
 
 @dataclass(frozen=True)
 class Deployment:
@@ -45,6 +50,15 @@ class Deployment:
     def key(self) -> str:
         """Unique across the table; names the deployment's pool of pod slots."""
         return f"{self.endpoint}/{self.namespace}/{self.name}"
+
+    @cached_property
+    def name_header(self) -> bytes:
+        """The deployment's name as the `azureml-model-deployment` answer header carries it."""
+        return self.name.encode()
+
+    @cached_property
+    def scoring_target(self) -> bytes:
+        return self.settings.scoring_path.encode()
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,11 @@ class Endpoint:
         """`namespace/name`: unique across the table."""
         return f"{self.namespace}/{self.name}"
 
+    @cached_property
+    def key_bytes(self) -> tuple[bytes, ...]:
+        """The keys as a request's header carries them, encoded once."""
+        return tuple(k.encode() for k in self.keys)
+
 
 @dataclass(frozen=True)
 class RouteTable:
@@ -80,12 +99,12 @@ class RouteTable:
             yield from endpoint.deployments
 
     @cached_property
-    def named(self) -> Mapping[str, tuple[Endpoint, ...]]:
-        """Endpoints by name alone, in namespace order (usually one each)."""
+    def named(self) -> Mapping[str, tuple[tuple[Endpoint, ...], tuple[str, ...]]]:
+        """Endpoints by name alone, in namespace order (usually one each), with their namespaces."""
         index: dict[str, list[Endpoint]] = {}
         for endpoint in sorted(self.endpoints.values(), key=lambda e: e.namespace):
             index.setdefault(endpoint.name, []).append(endpoint)
-        return {name: tuple(found) for name, found in index.items()}
+        return {name: (tuple(found), tuple(e.namespace for e in found)) for name, found in index.items()}
 
     def find(self, name: str, namespace: str | None = None) -> tuple[Endpoint | None, tuple[str, ...]]:
         """The endpoint a request names, and every namespace that defines an endpoint of that name.
@@ -93,8 +112,7 @@ class RouteTable:
         Without a namespace the name must be unique: (None, (a, b)) means it is ambiguous,
         (None, ()) that no namespace defines it. With one, (None, (...)) means not there.
         """
-        found = self.named.get(name, ())
-        namespaces = tuple(e.namespace for e in found)
+        found, namespaces = self.named.get(name, ((), ()))
         if namespace is None:
             return (found[0] if len(found) == 1 else None), namespaces
         return next((e for e in found if e.namespace == namespace), None), namespaces

@@ -205,13 +205,20 @@ class UpstreamPool:
     def __init__(self) -> None:
         self._idle: dict[tuple[str, int], list[UpstreamConnection]] = {}
 
-    async def connect(self, address: tuple[str, int]) -> tuple[UpstreamConnection, bool]:
-        """A connection to `address` and whether it was reused (a reused one may have gone stale)."""
+    def take_idle(self, address: tuple[str, int]) -> UpstreamConnection | None:
+        """A kept-alive connection to `address`, if there is one: the usual case, with no coroutine."""
         idle = self._idle.get(address)
         while idle:
             conn = idle.pop()
             if not conn.lost:
-                return conn, True
+                return conn
+        return None
+
+    async def connect(self, address: tuple[str, int]) -> tuple[UpstreamConnection, bool]:
+        """A connection to `address` and whether it was reused (a reused one may have gone stale)."""
+        conn = self.take_idle(address)
+        if conn is not None:
+            return conn, True
         loop = asyncio.get_running_loop()
         try:
             _, conn = await loop.create_connection(
