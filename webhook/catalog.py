@@ -2,15 +2,18 @@
 
 The server feeds it from list+watch threads while request threads read it, so the state is an
 immutable snapshot replaced whole under a lock by writers and read with a single attribute load by
-readers: a request sees one consistent catalog, never half of an update. `from_dir` fills one from
-files for the offline CLI. Registrations are parsed lazily (most ConfigMaps are never asked for)
-and the parse, or its error, is kept with the ConfigMap's resourceVersion.
+readers: a request sees one consistent catalog, never half of an update (`view()` hands a request
+that snapshot, to read it all from one). Each snapshot carries a memo for what requests derive
+from it (the resolved models and instance type, the pieces injected for them): a new snapshot
+starts with an empty memo, so nothing derived from an older catalog is ever served. `from_dir`
+fills one from files for the offline CLI. Registrations are parsed lazily (most ConfigMaps are
+never asked for) and the parse, or its error, is kept with the ConfigMap's resourceVersion.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -57,13 +60,64 @@ class _Entry:
         return self._result
 
 
+# Entries a snapshot's memo holds before it starts over: far more than the distinct model and
+# instance-type choices of a cluster, and a bound on what odd annotation spellings can make it keep.
+MEMO_LIMIT = 1024
+
+
 @dataclass(frozen=True)
-class _Snapshot:
+class CatalogView:
+    """One snapshot of the catalog, immutable: what a request reads all its lookups from."""
+
+    default: InstanceType  # the built-in defaultinstancetype; a CR of that name overrides it
     instance_types: Mapping[str, InstanceType] = field(default_factory=dict)
     invalid_types: Mapping[str, str] = field(default_factory=dict)  # name -> why
     type_origins: Mapping[str, str] = field(default_factory=dict)
     configmaps: Mapping[tuple[str, str], _Entry] = field(default_factory=dict)  # (namespace, name)
     by_model: Mapping[tuple[str, str, str], tuple[_Entry, ...]] = field(default_factory=dict)
+    # Not an init field, so `dataclasses.replace` gives every new snapshot an empty one.
+    memo: dict[Hashable, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
+
+    def remember(self, key: Hashable, value: Any) -> None:
+        """Keep `value`, derived from this snapshot alone, under `key` (threads may race: both
+        computed the same value)."""
+        if len(self.memo) >= MEMO_LIMIT:
+            self.memo.clear()
+        self.memo[key] = value
+
+    def instance_type(self, name: str | None) -> InstanceType:
+        """The named InstanceType, or the default for None; raises Denied naming what exists."""
+        wanted = name or DEFAULT_NAME
+        if wanted in self.invalid_types:
+            raise Denied(self.invalid_types[wanted])
+        return resolve(name, self.instance_types, self.default)
+
+    def registration(self, namespace: str, name: str, version: str) -> Registration:
+        """Raises Denied naming the registrations that exist, or the ConfigMap and its parse error."""
+        entries = self.by_model.get((namespace, name, version), ())
+        model = f"{name}:{version}"
+        if not entries:
+            registered = ", ".join(self.registered(namespace)) or "none"
+            raise Denied(
+                f"model {quote(model)} not found in namespace {quote(namespace)}; registered: {registered}"
+            )
+        if len(entries) > 1:
+            names = ", ".join(entry.name for entry in entries)
+            raise Denied(
+                f"model {quote(model)} in namespace {quote(namespace)} is registered by "
+                f"{len(entries)} ConfigMaps ({names}); delete or relabel all but one"
+            )
+        try:
+            return entries[0].registration()
+        except InvalidRegistration as exc:
+            raise Denied(f"registration of model {quote(model)} is invalid: {exc}") from exc
+
+    def registered(self, namespace: str) -> list[str]:
+        """`name:version` of every registration in `namespace`, sorted."""
+        return sorted({f"{n}:{v}" for ns, n, v in self.by_model if ns == namespace})
+
+    def instance_type_names(self) -> list[str]:
+        return sorted({*self.instance_types, *self.invalid_types, DEFAULT_NAME})
 
 
 def _index(configmaps: Mapping[tuple[str, str], _Entry]) -> dict[tuple[str, str, str], tuple[_Entry, ...]]:
@@ -73,7 +127,7 @@ def _index(configmaps: Mapping[tuple[str, str], _Entry]) -> dict[tuple[str, str,
     return {key: tuple(entries) for key, entries in index.items()}
 
 
-def _with_configmaps(snapshot: _Snapshot, configmaps: dict[tuple[str, str], _Entry]) -> _Snapshot:
+def _with_configmaps(snapshot: CatalogView, configmaps: dict[tuple[str, str], _Entry]) -> CatalogView:
     return replace(snapshot, configmaps=configmaps, by_model=_index(configmaps))
 
 
@@ -97,10 +151,17 @@ class Catalog:
         if default is None:
             config = InjectionConfig()
             default = builtin_default(config.default_cpu, config.default_memory)
-        self.default = default
         self.ready = False  # the server sets it once its caches have synced
         self._lock = threading.Lock()
-        self._snapshot = _Snapshot()
+        self._snapshot = CatalogView(default)
+
+    @property
+    def default(self) -> InstanceType:
+        return self._snapshot.default
+
+    def view(self) -> CatalogView:
+        """The current snapshot: read every lookup of one request from it."""
+        return self._snapshot
 
     # ---- writers (watch threads) -------------------------------------------------------------
     def put(self, obj: Mapping[str, Any], origin: str = "cluster") -> None:
@@ -128,8 +189,8 @@ class Catalog:
 
     @staticmethod
     def _with(
-        snapshot: _Snapshot, obj: Mapping[str, Any], origin: str, previous: _Snapshot | None = None
-    ) -> _Snapshot:
+        snapshot: CatalogView, obj: Mapping[str, Any], origin: str, previous: CatalogView | None = None
+    ) -> CatalogView:
         kind = obj.get("kind")
         name = _name(obj)
         if kind == INSTANCE_TYPE_KIND:
@@ -162,7 +223,7 @@ class Catalog:
         return snapshot
 
     @staticmethod
-    def _without(snapshot: _Snapshot, obj: Mapping[str, Any]) -> _Snapshot:
+    def _without(snapshot: CatalogView, obj: Mapping[str, Any]) -> CatalogView:
         kind, name = obj.get("kind"), _name(obj)
         if kind == INSTANCE_TYPE_KIND:
             valid = {k: v for k, v in snapshot.instance_types.items() if k != name}
@@ -178,39 +239,18 @@ class Catalog:
     # ---- readers (request threads) -----------------------------------------------------------
     def instance_type(self, name: str | None) -> InstanceType:
         """The named InstanceType, or the default for None; raises Denied naming what exists."""
-        snapshot = self._snapshot
-        wanted = name or DEFAULT_NAME
-        if wanted in snapshot.invalid_types:
-            raise Denied(snapshot.invalid_types[wanted])
-        return resolve(name, snapshot.instance_types, self.default)
+        return self._snapshot.instance_type(name)
 
     def registration(self, namespace: str, name: str, version: str) -> Registration:
         """Raises Denied naming the registrations that exist, or the ConfigMap and its parse error."""
-        snapshot = self._snapshot
-        entries = snapshot.by_model.get((namespace, name, version), ())
-        model = f"{name}:{version}"
-        if not entries:
-            registered = ", ".join(self.registered(namespace)) or "none"
-            raise Denied(
-                f"model {quote(model)} not found in namespace {quote(namespace)}; registered: {registered}"
-            )
-        if len(entries) > 1:
-            names = ", ".join(entry.name for entry in entries)
-            raise Denied(
-                f"model {quote(model)} in namespace {quote(namespace)} is registered by "
-                f"{len(entries)} ConfigMaps ({names}); delete or relabel all but one"
-            )
-        try:
-            return entries[0].registration()
-        except InvalidRegistration as exc:
-            raise Denied(f"registration of model {quote(model)} is invalid: {exc}") from exc
+        return self._snapshot.registration(namespace, name, version)
 
     def registered(self, namespace: str) -> list[str]:
         """`name:version` of every registration in `namespace`, sorted."""
-        return sorted({f"{n}:{v}" for ns, n, v in self._snapshot.by_model if ns == namespace})
+        return self._snapshot.registered(namespace)
 
     def instance_type_names(self) -> list[str]:
-        return sorted({*self._snapshot.instance_types, *self._snapshot.invalid_types, DEFAULT_NAME})
+        return self._snapshot.instance_type_names()
 
     def problems(self) -> list[CatalogProblem]:
         """Every invalid InstanceType, invalid registration and doubly registered model."""

@@ -11,11 +11,10 @@ whole value (wire.md A.8).
 
 from __future__ import annotations
 
-import base64
+import binascii
 from typing import Any
 
 import orjson
-from jsonpointer import escape
 
 Op = dict[str, Any]
 
@@ -47,19 +46,26 @@ def diff(old: Any, new: Any, path: str = "") -> list[Op]:
 
 
 def _changes(old: Any, new: Any, path: str) -> list[Op]:
-    """`diff` for values known to differ; paths are spelled only where something changed."""
+    """`diff` for values known to differ; paths are spelled only where something changed.
+
+    A value that is the very object it was (the mutation shares what it did not touch with the
+    pod it received) is skipped at once, without comparing it.
+    """
     if isinstance(old, dict) and isinstance(new, dict):
-        ops: list[Op] = [{"op": "remove", "path": f"{path}/{escape(key)}"} for key in old if key not in new]
+        ops: list[Op] = [{"op": "remove", "path": f"{path}/{_escape(key)}"} for key in old if key not in new]
         for key, value in new.items():
-            if key not in old:
-                ops.append({"op": "add", "path": f"{path}/{escape(key)}", "value": value})
-            elif not _equal(old[key], value):
-                ops.extend(_changes(old[key], value, f"{path}/{escape(key)}"))
+            before = old.get(key, _ABSENT)
+            if before is value:
+                continue
+            if before is _ABSENT:
+                ops.append({"op": "add", "path": f"{path}/{_escape(key)}", "value": value})
+            elif not _equal(before, value):
+                ops.extend(_changes(before, value, f"{path}/{_escape(key)}"))
         return ops
     if isinstance(old, list) and isinstance(new, list) and len(new) >= len(old):
         ops = []
         for index, (before, after) in enumerate(zip(old, new, strict=False)):
-            if not _equal(before, after):
+            if before is not after and not _equal(before, after):
                 ops.extend(_changes(before, after, f"{path}/{index}"))
         ops.extend({"op": "add", "path": f"{path}/-", "value": value} for value in new[len(old) :])
         return ops
@@ -67,6 +73,14 @@ def _changes(old: Any, new: Any, path: str) -> list[Op]:
     return [{"op": "replace", "path": path, "value": new}]
 
 
+_ABSENT = object()
+
+
+def _escape(key: str) -> str:
+    """RFC 6901: `~` before `/`, so `a/~b` reads back as itself."""
+    return key.replace("~", "~0").replace("/", "~1") if "~" in key or "/" in key else key
+
+
 def encode(ops: list[Op]) -> str:
     """Base64 of the compact JSON, as `AdmissionResponse.patch` (a Go []byte) travels."""
-    return base64.b64encode(orjson.dumps(ops)).decode()
+    return binascii.b2a_base64(orjson.dumps(ops), newline=False).decode()

@@ -8,10 +8,10 @@ a newline); audit annotation keys must not contain "/" (the apiserver adds `<web
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -26,8 +26,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 _AUDIT_KEY = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 
-@dataclass(frozen=True)
-class Review:
+class Review(NamedTuple):
+    """One parsed request; a tuple rather than a frozen dataclass, at half the cost per review."""
+
     uid: str
     operation: str  # CREATE | UPDATE | DELETE | CONNECT
     kind: str  # request.kind.kind, e.g. "Pod"
@@ -98,6 +99,11 @@ def parse_review(body: bytes) -> Review:
     )
 
 
+@functools.lru_cache(maxsize=64)  # our handful of keys, checked once each
+def _audit_key_ok(key: str) -> bool:
+    return _AUDIT_KEY.match(key) is not None
+
+
 def clean_warning(text: str) -> str:
     text = _CONTROL.sub(" ", text).strip()
     return text if len(text) <= MAX_WARNING else text[: MAX_WARNING - 1] + "…"
@@ -122,7 +128,7 @@ def respond(
     if cleaned:
         response["warnings"] = cleaned
     if audit:
-        bad = [key for key in audit if not _AUDIT_KEY.match(key)]
+        bad = [key for key in audit if not _audit_key_ok(key)]
         if bad:
             raise ValueError(f"audit annotation keys must be qualified names without '/': {bad}")
         response["auditAnnotations"] = dict(audit)

@@ -1,6 +1,7 @@
 """Properties of the mutation over random pods, whatever other admission plugins left in them.
 
-For any pod: the patch applies to exactly the pod received and yields the injected pod; a second
+For any pod: the pod received is never modified (the mutation copies only what it edits and
+shares the rest); the patch applies to exactly that pod and yields the injected pod; a second
 pass over that result needs no patch; and every operation touches only what inferplane owns (our
 volumes, our init container, the scoring container's env/mounts/resources, our labels and
 annotation, nodeSelector, tolerations, schedulerName) and never rewrites or removes a list item.
@@ -8,6 +9,7 @@ annotation, nodeSelector, tolerations, schedulerName) and never rewrites or remo
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 from pathlib import Path
@@ -144,9 +146,11 @@ def _scoring_index(pod: dict[str, Any]) -> int:
 def test_patch_applies_is_idempotent_and_touches_only_what_is_ours(
     pod: dict[str, Any], config: InjectionConfig
 ) -> None:
+    received = copy.deepcopy(pod)
     try:
         result = mutate(pod, namespace="team-a", catalog=catalog(), config=config)
     except FieldDenied as denied:
+        assert pod == received
         event(f"denied at {denied.field.split('[')[0]}")
         assert denied.message and denied.field  # refused, naming the field; nothing to apply
         return
@@ -155,12 +159,15 @@ def test_patch_applies_is_idempotent_and_touches_only_what_is_ours(
         assert result is None
         return
     assert result is not None
+    assert pod == received, "mutate modified the pod it was given"
     patch = diff(pod, result.pod)
     event(f"mutated with {len(patch) // 5 * 5}+ ops")
     assert jsonpatch.apply_patch(pod, patch) == result.pod
 
+    injected = copy.deepcopy(result.pod)
     again = mutate(result.pod, namespace="team-a", catalog=catalog(), config=config)
     assert again is not None
+    assert result.pod == injected, "a second pass modified the first pass's result"
     assert diff(result.pod, again.pod) == []
 
     scoring = _scoring_index(pod)

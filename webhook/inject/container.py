@@ -11,23 +11,24 @@ from typing import Any
 
 from webhook.inject import keys
 from webhook.inject.done import Done
-from webhook.inject.plan import APP_VOLUME, Plan
+from webhook.inject.plan import APP_VOLUME, Choice, Plan
 from webhook.inject.podspec import child_list, find
 from webhook.inject.problems import FieldDenied, quote
 
 
-def desired_env(plan: Plan) -> dict[str, str]:
-    root = plan.config.app_root.rstrip("/") or "/"
+def desired_env(choice: Choice) -> tuple[tuple[str, str], ...]:
+    """(name, value) of each env var the scoring container gets, in order."""
+    root = choice.config.app_root.rstrip("/") or "/"
     models_dir = f"{root.rstrip('/')}/{keys.MODELS_DIR}"
-    if len(plan.models) == 1:
-        ref = plan.models[0].ref
+    if len(choice.models) == 1:
+        ref = choice.models[0].ref
         models_dir = f"{models_dir}/{ref.name}/{ref.version}"
     env = {keys.ENV_MODEL_DIR: models_dir}
-    if plan.delivers_code:
+    if choice.delivers_code:
         env[keys.ENV_APP_ROOT] = root
-        if plan.entry_script:
-            env[keys.ENV_ENTRY_SCRIPT] = plan.entry_script
-    return env
+        if choice.entry_script:
+            env[keys.ENV_ENTRY_SCRIPT] = choice.entry_script
+    return tuple(env.items())
 
 
 def _mount_app(container: dict[str, Any], plan: Plan, field: str) -> None:
@@ -52,7 +53,7 @@ def _set_env(container: dict[str, Any], plan: Plan) -> tuple[list[str], list[str
     """Returns (names now ours, warnings)."""
     env = child_list(container, "env")
     owned, warnings = [], []
-    for name, value in desired_env(plan).items():
+    for name, value in plan.choice.once(desired_env):
         index = find(env, name)
         desired = {"name": name, "value": value}
         if index is None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import functools
 from fractions import Fraction
+from types import MappingProxyType
 from typing import Any
 
 from instance_types.quantity import format_quantity, parse_quantity
 from webhook.inject import keys
 from webhook.inject.done import Done
-from webhook.inject.plan import APP_VOLUME, Plan
+from webhook.inject.plan import APP_VOLUME, Choice, Plan
 from webhook.inject.podspec import child_list, ensure_named, find
 from webhook.inject.problems import FieldDenied, quote
 
@@ -41,9 +42,9 @@ REQUESTS = {"cpu": Fraction(1, 10), "memory": Fraction(128 * 2**20)}
 LIMITS = {"cpu": Fraction(1), "memory": Fraction(2**30)}
 
 
-def _resources(plan: Plan) -> dict[str, dict[str, str]]:
+def _resources(choice: Choice) -> dict[str, dict[str, str]]:
     """Modest defaults, capped by the instance type's own limits where it has them."""
-    caps = plan.instance_type.limits
+    caps = choice.instance_type.limits
     spelled = _spelled(caps.get("cpu"), caps.get("memory"))
     return {kind: dict(values) for kind, values in spelled}
 
@@ -67,10 +68,10 @@ def _spelled(
     )
 
 
-def container(plan: Plan) -> dict[str, Any]:
-    app_root = plan.config.app_root
+def container(choice: Choice) -> dict[str, Any]:
+    app_root = choice.config.app_root
     mounts: list[dict[str, Any]] = [{"name": APP_VOLUME, "mountPath": app_root}]
-    for model in plan.models:
+    for model in choice.models:
         where = f"{model.ref.name}/{model.ref.version}"
         mounts.append(
             {"name": model.config_volume, "mountPath": f"{keys.CONFIG_ROOT}/{where}", "readOnly": True}
@@ -86,8 +87,8 @@ def container(plan: Plan) -> dict[str, Any]:
         mounts.append(source)
     return {
         "name": keys.INIT_CONTAINER,
-        "image": plan.config.init_image,
-        "imagePullPolicy": plan.config.init_image_pull_policy,
+        "image": choice.config.init_image,
+        "imagePullPolicy": choice.config.init_image_pull_policy,
         "command": [
             "inferplane",
             "model-init",
@@ -98,7 +99,7 @@ def container(plan: Plan) -> dict[str, Any]:
             "--app-root",
             app_root,
         ],
-        "resources": _resources(plan),
+        "resources": _resources(choice),
         "securityContext": security_context(),
         "volumeMounts": mounts,
     }
@@ -116,7 +117,7 @@ def add_init_container(pod: dict[str, Any], plan: Plan) -> Done:
             )
     init_containers = child_list(spec, "initContainers")
     ok, _ = ensure_named(
-        init_containers, container(plan), owned=keys.INIT_CONTAINER in plan.prior.init_containers
+        init_containers, plan.choice.fresh(container), owned=keys.INIT_CONTAINER in plan.prior.init_containers
     )
     if not ok:
         raise FieldDenied(
@@ -124,4 +125,7 @@ def add_init_container(pod: dict[str, Any], plan: Plan) -> Done:
             f"the pod already has an init container named {quote(keys.INIT_CONTAINER)}; rename it, "
             "inferplane injects its init container under that name",
         )
-    return Done(owned={"init_containers": (keys.INIT_CONTAINER,)})
+    return _DONE
+
+
+_DONE = Done(owned=MappingProxyType({"init_containers": (keys.INIT_CONTAINER,)}))

@@ -85,13 +85,10 @@ def check_routing(annotations: Mapping[str, str]) -> list[str]:
 
 
 _KNOWN = ", ".join(key.removeprefix(keys.PREFIX) for key in keys.USER_ANNOTATIONS)
+_READ = frozenset((*keys.USER_ANNOTATIONS, *keys.OWN_ANNOTATIONS))
 
 
 def unknown_annotations(annotations: Mapping[str, str]) -> list[str]:
     """Warnings for `ml.example/...` keys nobody reads: almost always a typo."""
-    known = (*keys.USER_ANNOTATIONS, *keys.OWN_ANNOTATIONS)
-    return [
-        f"unknown annotation {key}; inferplane reads {_KNOWN}"
-        for key in sorted(annotations)
-        if key.startswith(keys.PREFIX) and key not in known
-    ]
+    unknown = [key for key in annotations if key.startswith(keys.PREFIX) and key not in _READ]
+    return [f"unknown annotation {key}; inferplane reads {_KNOWN}" for key in sorted(unknown)]

@@ -8,11 +8,13 @@ edge box in a `privileged` namespace is a legitimate place for hostPath.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from models.storage import volume_source
 from webhook.inject.done import Done
-from webhook.inject.plan import APP_VOLUME, ModelPlan, Plan
+from webhook.inject.plan import APP_VOLUME, Choice, ModelPlan, Plan
 from webhook.inject.podspec import child_list, ensure_named, find
 from webhook.inject.problems import FieldDenied, quote
 
@@ -24,9 +26,9 @@ _POD_SECURITY = {
 }
 
 
-def desired_volumes(plan: Plan) -> list[dict[str, Any]]:
+def desired_volumes(choice: Choice) -> list[dict[str, Any]]:
     volumes: list[dict[str, Any]] = [{"name": APP_VOLUME, "emptyDir": {}}]
-    for model in plan.models:
+    for model in choice.models:
         volumes.append(_config_volume(model))
         volumes.append({"name": model.source_volume, **volume_source(model.registration.storage)})
     return volumes
@@ -42,7 +44,7 @@ def _config_volume(model: ModelPlan) -> dict[str, Any]:
 
 def add_volumes(pod: dict[str, Any], plan: Plan) -> Done:
     volumes = child_list(pod["spec"], "volumes")
-    desired = desired_volumes(plan)
+    desired: list[dict[str, Any]] = plan.choice.fresh(desired_volumes)
     for volume in desired:
         name = volume["name"]
         ok, _ = ensure_named(volumes, volume, owned=name in plan.prior.volumes)
@@ -52,9 +54,16 @@ def add_volumes(pod: dict[str, Any], plan: Plan) -> Done:
                 f"the pod already has a volume named {quote(name)} with different content; "
                 "rename it, inferplane injects a volume of that name",
             )
-    warnings = tuple(
+    return Done(plan.choice.once(_warnings), plan.choice.once(_owned))
+
+
+def _warnings(choice: Choice) -> tuple[str, ...]:
+    return tuple(
         f"model {model.ref}: {_POD_SECURITY[model.registration.storage.kind]}"
-        for model in plan.models
+        for model in choice.models
         if model.registration.storage.kind in _POD_SECURITY
     )
-    return Done(warnings, {"volumes": tuple(volume["name"] for volume in desired)})
+
+
+def _owned(choice: Choice) -> Mapping[str, tuple[str, ...]]:
+    return MappingProxyType({"volumes": tuple(volume["name"] for volume in desired_volumes(choice))})
