@@ -167,3 +167,50 @@ def test_from_dir_errors_name_the_file_and_document(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("apiVersion: v1\nkind: List\nitems: [3]\n")
     with pytest.raises(UserError, match=r"a.yaml document 1 \(line 1\), items\[0\]: not a Kubernetes object"):
         Catalog.from_dir(str(tmp_path))
+
+
+def _injected(catalog: Catalog, annotations: dict[str, str]) -> dict[str, Any]:
+    from webhook.config import InjectionConfig
+    from webhook.mutate import mutate
+
+    pod = {"metadata": {"annotations": annotations}, "spec": {"containers": [{"name": "c"}]}}
+    result = mutate(pod, namespace="team-a", catalog=catalog, config=InjectionConfig())
+    assert result is not None
+    return result.pod
+
+
+def test_a_review_after_a_catalog_change_sees_the_change_not_what_was_kept_for_the_last_pod() -> None:
+    # What a pod's annotations resolve to is kept with the snapshot; every write makes a new one.
+    catalog = Catalog()
+    catalog.put(registration("iris-3", "iris", "3", rv="1", claim="old-claim"))
+    catalog.put(instance_type("cpu-small", cpu="1"))
+    annotations = {"ml.example/model": "iris:3", "ml.example/instance-type": "cpu-small"}
+    first = _injected(catalog, annotations)
+    assert _injected(catalog, annotations) == first  # the kept choice serves the next pod alike
+
+    catalog.put(registration("iris-3", "iris", "3", rv="2", claim="new-claim"))
+    catalog.put(instance_type("cpu-small", cpu="2"))
+    second = _injected(catalog, annotations)
+    claims = [
+        v["persistentVolumeClaim"]["claimName"]
+        for v in second["spec"]["volumes"]
+        if "persistentVolumeClaim" in v
+    ]
+    assert claims == ["new-claim"]
+    assert second["spec"]["containers"][0]["resources"]["limits"]["cpu"] == "2"
+
+    catalog.remove(registration("iris-3", "iris", "3"))
+    with pytest.raises(Denied, match='model "iris:3" not found'):
+        _injected(catalog, annotations)
+
+
+def test_pods_do_not_share_the_injected_maps() -> None:
+    # A caller editing the pod it got back must not change what the next pod gets.
+    catalog = Catalog()
+    catalog.put(registration("iris-3", "iris", "3"))
+    first = _injected(catalog, {"ml.example/model": "iris:3"})
+    first["spec"]["initContainers"][0]["image"] = "edited"
+    first["spec"]["volumes"][0]["name"] = "edited"
+    second = _injected(catalog, {"ml.example/model": "iris:3"})
+    assert second["spec"]["initContainers"][0]["image"] != "edited"
+    assert second["spec"]["volumes"][0]["name"] == "inferplane-app"

@@ -253,3 +253,12 @@ def test_a_bare_pod_and_a_cronjob_go_through_the_same_mutation() -> None:
 def test_bad_operator_settings_are_refused_at_start(settings: dict[str, str], message: str) -> None:
     with pytest.raises(UserError, match=message):
         InjectionConfig(**settings)
+
+
+def test_a_float_quantity_is_refused_even_after_the_same_integer_was_read() -> None:
+    # The quantity caches are keyed by type: 1 == 1.0 in Python, but only 1 is a quantity.
+    annotations = {"ml.example/model": "iris:3", "ml.example/instance-type": "cpu-small"}
+    ok = inject(pod(annotations, resources={"limits": {"cpu": 1}}))
+    assert ok.pod["spec"]["containers"][0]["resources"]["limits"]["cpu"] == 1
+    with pytest.raises(FieldDenied, match="is not a quantity"):
+        inject(pod(annotations, resources={"limits": {"cpu": 1.0}}))
