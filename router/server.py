@@ -15,8 +15,8 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Protocol, cast
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol, cast
 
 import httptools
 import orjson
@@ -177,6 +177,56 @@ class Request:
 Handler = Callable[[Request, "ClientConnection"], Awaitable[None]]
 
 
+class Exchange:
+    """Runs one request's handler coroutine: started at once, resumed by the futures it awaits.
+
+    This is what asyncio.Task does for it, less what the router never uses (a result, callbacks, a
+    context copy, registration in `asyncio.all_tasks`). Measured under uvloop on Python 3.11, creating
+    and starting a Task costs about 5 us, a sixth of the router's whole Python cost per request at the
+    time, and it starts one loop iteration later; driving the coroutine directly costs 0.2 us. (Python
+    3.12's `eager_task_factory` does the same natively.) Cancelling cancels the awaited future, as
+    Task.cancel does, so the coroutine meets CancelledError where it waits and its `finally` blocks
+    give back what it holds. Nothing the handler awaits may need `asyncio.current_task()`.
+    """
+
+    __slots__ = ("_coro", "_must_cancel", "_waiting", "done")
+
+    def __init__(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._coro = coro
+        self._waiting: asyncio.Future[Any] | None = None
+        self._must_cancel = False
+        self.done = False
+
+    def step(self, _: object = None) -> None:
+        """Run the coroutine until it waits or ends (also the awaited future's done callback)."""
+        self._waiting = None
+        try:
+            if self._must_cancel:
+                self._must_cancel = False
+                awaited = self._coro.throw(asyncio.CancelledError())
+            else:
+                awaited = self._coro.send(None)
+        except (StopIteration, asyncio.CancelledError):
+            self.done = True
+            return
+        except BaseException:
+            self.done = True
+            raise  # the handler logs its own errors; what reaches here is KeyboardInterrupt and the like
+        if awaited is None:  # a bare yield, as in asyncio.sleep(0): go on at the next turn
+            asyncio.get_running_loop().call_soon(self.step)
+            return
+        awaited._asyncio_future_blocking = False
+        self._waiting = awaited
+        awaited.add_done_callback(self.step)
+
+    def cancel(self) -> None:
+        if self.done:
+            return
+        if self._waiting is not None and self._waiting.cancel():
+            return  # its done callback steps the coroutine into the CancelledError
+        self._must_cancel = True  # not started yet, or a step is already scheduled: it throws
+
+
 class ClientConnection(asyncio.Protocol):
     """One client socket: parses requests, runs the handler for each in order, writes its answer."""
 
@@ -189,7 +239,9 @@ class ClientConnection(asyncio.Protocol):
         self._headers: Headers = []
         self._parsing: Request | None = None
         self._pending: deque[Request] = deque()
-        self._task: asyncio.Task[None] | None = None
+        self._task: Exchange | None = None
+        self._feeding = False  # inside the parser: a request's handler starts once the parser returns
+        self._starting: Exchange | None = None
         self._paused_for: set[str] = set()
         self._current: Request | None = None  # the request being answered
         self._chunked_out = False
@@ -214,12 +266,19 @@ class ClientConnection(asyncio.Protocol):
         if self._lingering or self._rejection is not None:
             self._last_read = time.monotonic()
             return
+        self._feeding = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._reject(400, "protocol upgrades are not supported")
         except httptools.HttpParserError as exc:
             self._reject(400, f"malformed HTTP request: {exc}")
+        finally:
+            self._feeding = False
+        # Started after the parser has taken all of `data`, so a body that came with the head is there.
+        starting, self._starting = self._starting, None
+        if starting is not None:
+            starting.step()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -227,7 +286,7 @@ class ClientConnection(asyncio.Protocol):
             self._timer.cancel()
         if self._parsing is not None:
             self._parsing.body.abandon()
-        if self._task is not None and not self._task.done():
+        if self._task is not None:
             self._task.cancel()
         if self._on_close is not None:
             self._on_close(self)
@@ -293,7 +352,11 @@ class ClientConnection(asyncio.Protocol):
         self.response_done = False
         self._chunked_out = False
         self.keep_alive = request.keep_alive
-        self._task = asyncio.get_running_loop().create_task(self._run(request))
+        self._task = Exchange(self._run(request))
+        if self._feeding:
+            self._starting = self._task  # `data_received` starts it once the parser returns
+        else:  # the next pipelined request, from the end of the one before: not nested inside it
+            asyncio.get_running_loop().call_soon(self._task.step)
 
     async def _run(self, request: Request) -> None:
         try:

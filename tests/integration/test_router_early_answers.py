@@ -298,6 +298,23 @@ def test_a_broken_chunked_body_cuts_its_request_short_with_400(router: Router) -
         client.close()
 
 
+def test_a_long_pipelined_burst_is_answered_whole_and_in_order(router: Router) -> None:
+    """Answers made without waiting (404, 401) for requests pipelined in one write, then scored ones: each
+    request starts when the one before has ended, never nested inside it (2,000 deep would overflow)."""
+    client = RawClient(router)
+    try:
+        refused = b"GET /api/v1/endpoint/nowhere/score HTTP/1.1\r\nHost: r\r\n\r\n"
+        client.send(refused * 2000)
+        assert [client.answer().status for _ in range(2000)] == [404] * 2000
+        scored = b"".join(b"POST /api/v1/endpoint/open/score HTTP/1.1\r\nHost: r\r\nx-request-id: n%d\r\n"
+                          b"Content-Length: 2\r\n\r\n{}" % i for i in range(200))
+        client.send(scored)
+        ids = [client.answer().headers["x-request-id"] for _ in range(200)]
+        assert ids == [f"n{i}" for i in range(200)]
+    finally:
+        client.close()
+
+
 def test_http_client_keeps_working_after_401_on_one_connection(router: Router) -> None:
     """The reported sequence with Python's own client: 200, 401, then another request on the same
     HTTPConnection. The 1 MB body goes out after the head, so the 401 is sent before it is all in: the
