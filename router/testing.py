@@ -122,7 +122,12 @@ def start_router(routes: dict, workdir: Path, extra: Sequence[str] = (), host: s
          "--routes", str(path), "--drain-seconds", "5", *extra],
         stdout=log, stderr=subprocess.STDOUT,
     )
-    wait_for_port(host, port, proc=proc)
+    try:
+        wait_for_port(host, port, proc=proc)
+    except (RuntimeError, TimeoutError) as exc:  # say why, from the router's own words
+        Process(proc, host, port).stop()
+        output = (workdir / f"router-{port}.log").read_text(errors="replace")[-4000:]
+        raise RuntimeError(f"{exc}; its output:\n{output}") from None
     router = Router(proc, host, port)
     router.routes = path
     router.log_path = workdir / f"router-{port}.log"

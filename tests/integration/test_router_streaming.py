@@ -19,12 +19,14 @@ MAX_GROWTH_KIB = 16 * 1024
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Router, Stub]]:
     stub = start_stub("127.0.0.8", "big")
-    table = {"endpoints": {"big": {"auth": "none", "deployments": {"d": {
-        "request-timeout-ms": 30000, "backends": [stub.address]}}}}}
-    router = start_router(table, tmp_path_factory.mktemp("streaming"))
-    yield router, stub
-    router.stop()
-    stub.stop()
+    try:
+        table = {"endpoints": {"big": {"auth": "none", "deployments": {"d": {
+            "request-timeout-ms": 30000, "backends": [stub.address]}}}}}
+        router = start_router(table, tmp_path_factory.mktemp("streaming"))
+        yield router, stub
+        router.stop()
+    finally:
+        stub.stop()
 
 
 def pieces() -> Iterator[bytes]:
