@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -144,6 +145,12 @@ def _awaitable(stop: Callable[[], None]) -> Callable[[], Awaitable[None]]:
 async def serve(options: Options) -> None:
     app = RouterApp(options)
     await app.start()
+    # What start-up made (modules, the table, the kubernetes client in cluster mode: 24,000 to 48,000
+    # objects) lives as long as the process: leave it out of the collector's passes. A full collection
+    # then costs ~0 ms instead of 3.5-8 ms, a pause every request in flight would wait through. The
+    # collector's thresholds stay: requests' objects die young, and under load gen-0 passes run a few
+    # times a second, 0.07-0.09 ms median (measured with gc.callbacks under wrk).
+    gc.freeze()
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
