@@ -37,12 +37,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-n", "--namespace", default="default", help="namespace for objects that name none (default: default)"
     )
-    parser.add_argument("--app-root", help="the webhook's app root (default /var/azureml-app)")
-    parser.add_argument("--init-image", help="the model-init image the webhook injects")
-    parser.add_argument("--scheduler-name", help="as the webhook's scheduler name setting, if set")
-    parser.add_argument(
-        "--scheduler-marker-resource", help="as the webhook's scheduler marker resource, if set"
-    )
+    from webhook.config import add_injection_arguments
+
+    # The webhook's own settings, so what is printed is what the cluster's webhook would do.
+    add_injection_arguments(parser)
 
 
 def _register_inject(subparsers: argparse._SubParsersAction) -> None:
@@ -75,15 +73,9 @@ def _register_lint(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _config(args: argparse.Namespace) -> InjectionConfig:
-    from webhook.config import InjectionConfig
+    from webhook.config import injection_config
 
-    given = {
-        "app_root": args.app_root,
-        "init_image": args.init_image,
-        "scheduler_name": args.scheduler_name,
-        "scheduler_marker_resource": args.scheduler_marker_resource,
-    }
-    return InjectionConfig(**{key: value for key, value in given.items() if value is not None})
+    return injection_config(args)
 
 
 def _catalog(args: argparse.Namespace, config: InjectionConfig, documents: list[Document]) -> Catalog:

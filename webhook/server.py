@@ -30,7 +30,7 @@ import orjson
 
 from inferplane.errors import BadRequest
 from inferplane.logs import ACCESS_FIELDS_KEY
-from webhook.config import DEFAULT_APP_ROOT, DEFAULT_INIT_IMAGE, InjectionConfig
+from webhook.config import InjectionConfig, add_injection_arguments, injection_config
 
 if TYPE_CHECKING:
     from inferplane.metrics import Registry
@@ -263,9 +263,7 @@ def add_server_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--kubeconfig", metavar="FILE", help="cluster to watch when not in a pod")
     parser.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
     parser.add_argument("--threads", type=_positive, default=8, help="threads per worker (default 8)")
-    parser.add_argument("--app-root", default=DEFAULT_APP_ROOT)
-    parser.add_argument("--init-image", default=DEFAULT_INIT_IMAGE)
-    parser.add_argument("--scheduler-name", default=None)
+    add_injection_arguments(parser)
     parser.add_argument("--unknown-reference", choices=("deny", "warn"), default="deny")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     parser.set_defaults(run=run)
@@ -291,12 +289,7 @@ def _port(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from inferplane import serving
 
-    config = InjectionConfig(
-        app_root=args.app_root,
-        init_image=args.init_image,
-        scheduler_name=args.scheduler_name,
-        unknown_reference=args.unknown_reference,
-    )
+    config = injection_config(args, unknown_reference=args.unknown_reference)  # UserError: exit 2
     # Refuse bad TLS files before touching the catalog or the cluster.
     serving.check_tls_files(args.tls_cert_file, args.tls_key_file)
     settings = serving.ServerSettings(
@@ -310,10 +303,13 @@ def run(args: argparse.Namespace) -> int:
 def _service_builder(args: argparse.Namespace, config: InjectionConfig) -> Callable[[], Any]:
     """What the master builds once metrics are set up; the cluster watch starts in each worker."""
     from inferplane import serving
+    from instance_types.default import builtin_default
     from webhook.catalog import Catalog
 
+    # The operator's defaultinstancetype; a CR of that name still overrides it.
+    default = builtin_default(config.default_cpu, config.default_memory)
     if args.catalog:
-        catalog = Catalog.from_dir(args.catalog)  # UserError naming the bad file: exit 2
+        catalog = Catalog.from_dir(args.catalog, default=default)  # UserError naming the bad file: exit 2
         ready = threading.Event()
         ready.set()
         return lambda: serving.Service(WebhookApp(catalog, config, ready))
@@ -324,7 +320,7 @@ def _service_builder(args: argparse.Namespace, config: InjectionConfig) -> Calla
     client = kube.connect(args.kubeconfig)  # UserError when there is no cluster to reach
 
     def build() -> serving.Service:
-        feed = ClusterFeed(client, Catalog())
+        feed = ClusterFeed(client, Catalog(default))
         return serving.Service(
             WebhookApp(feed.catalog, config, feed.ready, status=feed.status), start=feed.start, stop=feed.stop
         )

@@ -334,3 +334,24 @@ def test_two_workers_report_one_sum_of_their_metrics(start_server, pair, catalog
     seen = samples(server)
     key = (("code", "200"), ("outcome", "mutated"), ("webhook", "mutate-pod"))
     assert seen[("inferplane_webhook_requests_total", key)] == sent
+
+
+def test_the_operators_default_instance_type_and_node_selector_reach_every_model_pod(
+    start_server, pair, catalog_dir
+):
+    # The chart passes webhook.defaultInstanceType and the global nodeSelector as these flags.
+    server = start_server(
+        ["webhook", "--host", "127.0.0.1", "--catalog", str(catalog_dir), "--default-cpu", "250m",
+         "--default-memory", "768Mi", "--node-selector", "pool=models",
+         "--node-selector", "kubernetes.io/os=linux", "--scheduler-marker-resource", "ml.example/placement"],
+        tls=pair,
+    )  # fmt: skip
+    verdict = post(server, "/mutate-pod", orjson.dumps(pod_review())).json()["response"]
+    patch = orjson.loads(base64.b64decode(verdict["patch"]))
+    values = {op["path"]: op["value"] for op in patch}
+    assert values["/spec/nodeSelector"] == {"pool": "models", "kubernetes.io/os": "linux"}
+    assert values["/spec/containers/0/resources"] == {
+        "requests": {"cpu": "250m", "memory": "768Mi"},
+        "limits": {"cpu": "250m", "memory": "768Mi", "ml.example/placement": "1"},
+    }
+    assert verdict["auditAnnotations"]["instance-type"] == "defaultinstancetype"

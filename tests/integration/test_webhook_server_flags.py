@@ -61,3 +61,34 @@ def test_bad_numbers_are_refused_by_the_parser(pair, flag, value):
     )
     assert result.returncode == 2
     assert flag in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ["--default-cpu", "lots"],
+            'default instance type cpu "lots" must be a quantity above zero, e.g. 600m',
+        ),
+        (
+            ["--default-memory", "0"],
+            'default instance type memory "0" must be a quantity above zero, e.g. 1536Mi',
+        ),
+        (["--node-selector", "pool"], 'node selector "pool" must be KEY=VALUE, e.g. kubernetes.io/os=linux'),
+        (["--node-selector", "bad key=x"], 'node selector key "bad key" is not a label key'),
+        (["--node-selector", "pool=a b"], "node selector pool=a b has no valid label value"),
+        (
+            ["--node-selector", "pool=a", "--node-selector", "pool=b"],
+            "node selector pool is given twice, as a and b",
+        ),
+        (
+            ["--scheduler-marker-resource", "cpu"],
+            'scheduler marker resource "cpu" must be an extended resource',
+        ),
+    ],
+)
+def test_bad_injection_settings_are_named_in_one_line(pair, flags, message):
+    result = run_webhook("--tls-cert-file", str(pair.cert_file), "--tls-key-file", str(pair.key_file), *flags)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("inferplane webhook: ") and message in lines[0], lines

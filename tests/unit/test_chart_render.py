@@ -142,6 +142,8 @@ def test_helm_lint_strict_passes(value_set: str) -> None:
         ("router.tls.hosts[0]=Not_A_Host", "at '/router/tls/hosts/0'"),
         ("webhook.validation.unknownReference=ignore", "at '/webhook/validation/unknownReference'"),
         ("image.digest=latest", "at '/image/digest'"),
+        ("webhook.defaultInstanceType.cpu=lots", "at '/webhook/defaultInstanceType/cpu'"),
+        ("scheduler.markerResource=cpu", "at '/scheduler/markerResource'"),
     ],
 )
 def test_values_schema_rejects_bad_values_with_the_path(setting: str, message: str) -> None:
@@ -540,6 +542,33 @@ def test_marker_resources_are_passed_to_the_extender_and_the_scheduler() -> None
     assert [a for a in args if a.startswith("--marker-resource")] == [
         "--marker-resource=ml.example/scheduled"
     ]
+
+
+def test_the_webhook_gets_the_default_instance_type_marker_and_global_node_selector() -> None:
+    from webhook.config import InjectionConfig
+
+    defaults = container(render(), f"{FULLNAME}-webhook", "webhook")["args"]
+    config = InjectionConfig()  # the chart's defaults are the webhook's own
+    assert (flag(defaults, "default-cpu"), flag(defaults, "default-memory")) == (
+        config.default_cpu,
+        config.default_memory,
+    )
+    assert flag(defaults, "scheduler-marker-resource") is None and flag(defaults, "node-selector") is None
+    docs = render(
+        "--set", "webhook.defaultInstanceType.cpu=250m", "--set", "webhook.defaultInstanceType.memory=768Mi",
+        "--set", "scheduler.markerResource=ml.example/placement",
+        "--set", "nodeSelector.pool=edge", "--set", "nodeSelector.kubernetes\\.io/os=linux",
+    )  # fmt: skip
+    args = container(docs, f"{FULLNAME}-webhook", "webhook")["args"]
+    assert (flag(args, "default-cpu"), flag(args, "default-memory")) == ("250m", "768Mi")
+    assert flag(args, "scheduler-marker-resource") == "ml.example/placement"
+    # The same nodeSelector places our own pods and reaches every model pod through the webhook.
+    assert [a for a in args if a.startswith("--node-selector=")] == [
+        "--node-selector=kubernetes.io/os=linux",
+        "--node-selector=pool=edge",
+    ]
+    webhook_pod = find(docs, "Deployment", f"{FULLNAME}-webhook")["spec"]["template"]["spec"]
+    assert webhook_pod["nodeSelector"] == {"pool": "edge", "kubernetes.io/os": "linux"}
 
 
 def test_without_the_scheduler_the_webhook_leaves_scheduler_name_alone() -> None:

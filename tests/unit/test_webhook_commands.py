@@ -160,3 +160,70 @@ def test_lint_annotation_on_the_deployment_is_an_error(
 def test_lint_needs_something_to_lint(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "lint")
     assert code == 2 and "nothing to lint" in err
+
+
+SETTINGS = ["--default-cpu", "250m", "--default-memory", "768Mi", "--node-selector", "pool=models",
+            "--scheduler-marker-resource", "ml.example/placement"]  # fmt: skip
+
+
+def test_inject_with_the_webhooks_settings_prints_what_the_webhook_patches(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import base64
+
+    import jsonpatch
+    import orjson
+
+    from instance_types.default import builtin_default
+    from webhook.catalog import Catalog
+    from webhook.config import InjectionConfig
+    from webhook.handlers import mutate_pod
+
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "iris", "namespace": "default", "annotations": {"ml.example/model": "iris:3"}},
+        "spec": {"containers": [{"name": "score", "image": "registry.local/iris:1"}]},
+    }
+    (tmp_path / "pod.yaml").write_text(yaml.safe_dump(pod))
+    code, out, err = run(capsys, "inject", "-f", str(tmp_path / "pod.yaml"), "--catalog", CATALOG, *SETTINGS)
+    assert code == 0, err
+    offline = yaml.safe_load(out)
+
+    # The server builds the same config and the same default from the same flags.
+    config = InjectionConfig(
+        default_cpu="250m", default_memory="768Mi", node_selector=(("pool", "models"),),
+        scheduler_marker_resource="ml.example/placement",
+    )  # fmt: skip
+    catalog = Catalog.from_dir(CATALOG, default=builtin_default("250m", "768Mi"))
+    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"}, "operation": "CREATE",
+        "namespace": "default", "object": pod}}  # fmt: skip
+    answer = orjson.loads(mutate_pod(orjson.dumps(review), catalog, config).body)["response"]
+    online = jsonpatch.apply_patch(pod, orjson.loads(base64.b64decode(answer["patch"])))
+    assert offline == online
+    assert offline["spec"]["nodeSelector"] == {"pool": "models"}
+    assert offline["spec"]["containers"][0]["resources"]["limits"] == {
+        "cpu": "250m", "memory": "768Mi", "ml.example/placement": "1"
+    }  # fmt: skip
+
+
+def test_lint_names_an_instance_type_whose_node_selector_contradicts_the_webhooks(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    deployment = yaml.safe_load(Path(EXAMPLE).read_text())
+    deployment["spec"]["template"]["metadata"]["annotations"]["ml.example/instance-type"] = "gpu-t4"
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump(deployment))
+    flags = ["--node-selector", "nvidia.com/gpu.product=NVIDIA-A100-SXM4-80GB"]
+    code, out, _ = run(capsys, "lint", "-f", str(tmp_path / "d.yaml"), "--catalog", CATALOG, *flags)
+    assert code == 1
+    assert (
+        'instance type "gpu-t4" needs nodeSelector nvidia.com/gpu.product=Tesla-T4, but the webhook places '
+        "every model pod on nvidia.com/gpu.product=NVIDIA-A100-SXM4-80GB"
+    ) in out
+
+
+def test_bad_settings_are_refused_offline_as_by_the_webhook(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "inject", "-f", EXAMPLE, "--catalog", CATALOG, "--default-cpu", "lots")
+    assert code == 2
+    assert 'default instance type cpu "lots" must be a quantity above zero' in err

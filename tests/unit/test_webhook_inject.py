@@ -262,3 +262,38 @@ def test_a_float_quantity_is_refused_even_after_the_same_integer_was_read() -> N
     assert ok.pod["spec"]["containers"][0]["resources"]["limits"]["cpu"] == 1
     with pytest.raises(FieldDenied, match="is not a quantity"):
         inject(pod(annotations, resources={"limits": {"cpu": 1.0}}))
+
+
+def test_the_webhooks_node_selector_joins_the_instance_types_and_is_owned_like_it() -> None:
+    config = InjectionConfig(node_selector=(("pool", "models"),))
+    result = inject(pod({"ml.example/model": "iris:3", "ml.example/instance-type": "gpu-a100"}), config)
+    selector = result.pod["spec"]["nodeSelector"]
+    assert selector["pool"] == "models" and len(selector) == 2  # the instance type's key besides
+    # Once the setting is gone, a later pass takes back what it put there, and only that.
+    again = inject(result.pod, InjectionConfig())
+    assert "pool" not in again.pod["spec"]["nodeSelector"]
+
+
+def test_a_pod_asking_for_other_nodes_than_the_webhooks_setting_is_denied_naming_both() -> None:
+    config = InjectionConfig(node_selector=(("pool", "models"),))
+    with pytest.raises(FieldDenied) as denied:
+        inject(pod({"ml.example/model": "iris:3"}) | {"spec": {"containers": [{"name": "main"}],
+               "nodeSelector": {"pool": "batch"}}}, config)  # fmt: skip
+    assert denied.value.field == "spec.nodeSelector[pool]"
+    assert denied.value.message == (
+        "nodeSelector pool=batch conflicts with the webhook's node selector, which places every model pod "
+        "on pool=models; remove it from the pod"
+    )
+
+
+def test_an_instance_type_contradicting_the_webhooks_node_selector_is_denied_naming_both() -> None:
+    gpu = CATALOG.instance_type("gpu-a100")
+    ((key, value),) = gpu.node_selector.items()
+    config = InjectionConfig(node_selector=((key, "other-gpu"),))
+    with pytest.raises(FieldDenied) as denied:
+        inject(pod({"ml.example/model": "iris:3", "ml.example/instance-type": "gpu-a100"}), config)
+    assert denied.value.field == "metadata.annotations[ml.example/instance-type]"
+    assert f"needs nodeSelector {key}={value}, but the webhook places every model pod on {key}=other-gpu" in (
+        denied.value.message
+    )
+    assert not denied.value.reference  # not an unknown name: /validate-workload never only warns

@@ -123,6 +123,7 @@ configs = st.builds(
     InjectionConfig,
     scheduler_name=st.sampled_from([None, "inferplane-scheduler"]),
     scheduler_marker_resource=st.sampled_from([None, "ml.example/scoring"]),
+    node_selector=st.sampled_from([(), (("pool", "models"),), (("zone", "a"), ("disk", "ssd"))]),
 )
 
 _OURS = re.compile(

@@ -1,8 +1,11 @@
 """Where the pod may run: the instance type's nodeSelector and tolerations, and its label.
 
-A nodeSelector key the user set to another value is a contradiction only the user can resolve, so
-it is refused naming both values. Tolerations are only ever added (a list is never reordered or
-shrunk), skipping ones already present in any spelling Kubernetes treats as the same.
+The nodeSelector is the webhook's own (the operator's `--node-selector`, the chart's global
+`nodeSelector`: every model pod) joined with the instance type's; the two never disagree, a choice
+where they do is refused when the plan is made. A nodeSelector key the user set to another value
+is a contradiction only the user can resolve, so it is refused naming both values. Tolerations are
+only ever added (a list is never reordered or shrunk), skipping ones already present in any
+spelling Kubernetes treats as the same.
 """
 
 from __future__ import annotations
@@ -20,22 +23,29 @@ from webhook.inject.refs import LABEL_VALUE
 
 def _node_selector(spec: dict[str, Any], plan: Plan) -> tuple[str, ...]:
     it = plan.instance_type
+    required = plan.choice.node_selector
     current: dict[str, str] = dict(spec.get("nodeSelector") or {})
     wanted = dict(current)
     owned = []
     for key in plan.prior.node_selector:
-        if key not in it.node_selector:
-            wanted.pop(key, None)  # ours, from an instance type no longer chosen
-    for key, value in it.node_selector.items():
+        if key not in required:
+            wanted.pop(key, None)  # ours, from an instance type or a setting no longer in force
+    for key, value in required.items():
         have = current.get(key)
         if have is None or key in plan.prior.node_selector:
             wanted[key] = value
             owned.append(key)
-        elif have != value:
+        elif have != value and key in it.node_selector:
             raise FieldDenied(
                 f"spec.nodeSelector[{key}]",
                 f"nodeSelector {key}={have} conflicts with instance type {quote(it.name)}, which needs "
                 f"{key}={value}; remove it from the pod or pick another instance type",
+            )
+        elif have != value:
+            raise FieldDenied(
+                f"spec.nodeSelector[{key}]",
+                f"nodeSelector {key}={have} conflicts with the webhook's node selector, which places "
+                f"every model pod on {key}={value}; remove it from the pod",
             )
     if wanted != current:
         if wanted:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import orjson
@@ -55,6 +56,8 @@ class Choice:
     config: InjectionConfig
     entry_script: str | None
     delivers_code: bool
+    # The webhook's node selector joined with the instance type's (they agree: checked when chosen).
+    node_selector: Mapping[str, str]
     # Why the models cannot be served together (two entry scripts), raised after the pod's own checks.
     conflict: str | None
     _pieces: dict[Hashable, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
@@ -143,6 +146,22 @@ def _entry_script(models: list[ModelPlan]) -> tuple[str | None, str | None]:
     return next(iter(scripts), None), None
 
 
+def _node_selector(instance_type: InstanceType, config: InjectionConfig) -> Mapping[str, str]:
+    """Every model pod's node labels (the operator's) and the instance type's; a key they set to
+    different values is a denial naming both, as no node could satisfy the pod."""
+    joined = dict(config.node_selector)
+    for key, value in instance_type.node_selector.items():
+        if joined.get(key, value) != value:
+            raise FieldDenied(
+                annotation_field(keys.INSTANCE_TYPE),
+                f"instance type {quote(instance_type.name)} needs nodeSelector {key}={value}, but the "
+                f"webhook places every model pod on {key}={joined[key]} (its node selector setting); "
+                "pick another instance type or change that setting",
+            )
+        joined[key] = value
+    return MappingProxyType(joined)
+
+
 def _choose(
     view: CatalogView, namespace: str, models_value: str, wanted_type: str | None, config: InjectionConfig
 ) -> Choice:
@@ -165,6 +184,7 @@ def _choose(
         )
     with at_field(annotation_field(keys.INSTANCE_TYPE)):
         instance_type = view.instance_type(wanted_type.strip() if wanted_type else None)
+    node_selector = _node_selector(instance_type, config)
     entry_script, conflict = _entry_script(models)
     return Choice(
         models=tuple(models),
@@ -172,6 +192,7 @@ def _choose(
         config=config,
         entry_script=entry_script,
         delivers_code=any(plan.registration.code for plan in models),
+        node_selector=node_selector,
         conflict=conflict,
     )
 
