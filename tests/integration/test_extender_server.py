@@ -1,20 +1,18 @@
 """`inferplane extender` as kube-scheduler meets it: a real process under gunicorn on loopback,
-watching a stand-in apiserver for nodes and pods, answering the scheduler's CapitalCase JSON."""
+watching a stand-in apiserver (tests/fake_apiserver.py) for nodes and pods, answering the
+scheduler's CapitalCase JSON."""
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 import pytest
 from conftest import ServerProcess
+from fake_apiserver import FakeApiserver
 from prometheus_client.parser import text_string_to_metric_families
 
 from extender import fixtures as fx
@@ -22,131 +20,21 @@ from extender import fixtures as fx
 NODES, PODS = "/api/v1/nodes", "/api/v1/pods"
 
 
-class Apiserver:
-    """Serves LIST and WATCH for nodes and pods; a test changes objects with `put`/`delete`, which
-    go into the store (for the next LIST) and the event log, which a WATCH replays from the
-    resourceVersion it asks for before it streams new events, as the real apiserver does."""
+class Bindings:
+    """Answers the binder's POSTs as the apiserver's binding subresource does: 201 for a Binding,
+    409 for a pod that was replaced (uid "stale-uid"), 404 for anything else; keeps what it bound."""
 
     def __init__(self) -> None:
-        self.store: dict[str, dict[str, dict[str, Any]]] = {NODES: {}, PODS: {}}
-        self.failing: set[str] = set()  # collections whose LIST answers 500
-        self.field_selectors: list[str] = []
-        self.bindings: list[dict[str, Any]] = []
-        self.rv = 100
-        self._watchers: dict[str, list[queue.Queue[dict[str, Any] | None]]] = {NODES: [], PODS: []}
-        self._log: list[tuple[int, str, dict[str, Any]]] = []  # (resourceVersion, collection, event)
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        self.bound: list[dict[str, Any]] = []
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def put(self, path: str, obj: dict[str, Any]) -> None:
-        self._change(path, "MODIFIED" if obj["metadata"]["name"] in self.store[path] else "ADDED", obj)
-
-    def delete(self, path: str, obj: dict[str, Any]) -> None:
-        self._change(path, "DELETED", obj)
-
-    def _change(self, path: str, kind: str, obj: dict[str, Any]) -> None:
-        with self._lock:
-            self.rv += 1
-            obj["metadata"]["resourceVersion"] = str(self.rv)
-            name = obj["metadata"]["name"]
-            if kind == "DELETED":
-                self.store[path].pop(name, None)
-            else:
-                self.store[path][name] = obj
-            event = {"type": kind, "object": obj}
-            self._log.append((self.rv, path, event))
-            for watcher in self._watchers[path]:
-                watcher.put(event)
-
-    def close(self) -> None:
-        with self._lock:
-            for watchers in self._watchers.values():
-                for watcher in watchers:
-                    watcher.put(None)
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                query = dict(parse_qsl(parts.query))
-                if parts.path not in fake.store:
-                    return self._json(404, {"kind": "Status", "code": 404, "message": "not found"})
-                if "fieldSelector" in query:
-                    fake.field_selectors.append(query["fieldSelector"])
-                if query.get("watch") == "true":
-                    since = int(query.get("resourceVersion") or 0)
-                    return self._watch(parts.path, since, float(query.get("timeoutSeconds", "5")))
-                if parts.path in fake.failing:
-                    return self._json(500, {"kind": "Status", "code": 500, "message": "etcd is sad"})
-                with fake._lock:
-                    items = list(fake.store[parts.path].values())
-                    rv = str(fake.rv)
-                self._json(200, {"kind": "List", "metadata": {"resourceVersion": rv}, "items": items})
-
-            def do_POST(self) -> None:
-                body = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if not self.path.endswith("/binding") or body.get("kind") != "Binding":
-                    return self._json(404, {"kind": "Status", "code": 404, "message": "not found"})
-                name = body["metadata"]["name"]
-                if body["metadata"].get("uid") == "stale-uid":
-                    return self._json(
-                        409, {"kind": "Status", "code": 409, "message": f"pod {name} was replaced"}
-                    )
-                fake.bindings.append(body)
-                self._json(201, {"kind": "Status", "status": "Success", "code": 201})
-
-            def _json(self, code: int, body: dict[str, Any]) -> None:
-                data = orjson.dumps(body)
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _watch(self, path: str, since: int, timeout: float) -> None:
-                events: queue.Queue[dict[str, Any] | None] = queue.Queue()
-                with fake._lock:
-                    for rv, collection, event in fake._log:
-                        if collection == path and rv > since:
-                            events.put(event)
-                    fake._watchers[path].append(events)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Transfer-Encoding", "chunked")
-                self.end_headers()
-                deadline = time.monotonic() + timeout
-                try:
-                    while (left := deadline - time.monotonic()) > 0:
-                        try:
-                            event = events.get(timeout=min(left, 0.5))
-                        except queue.Empty:
-                            continue
-                        if event is None:
-                            break
-                        line = orjson.dumps(event) + b"\n"
-                        self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
-                        self.wfile.flush()
-                    self.wfile.write(b"0\r\n\r\n")
-                finally:
-                    with fake._lock:
-                        fake._watchers[path].remove(events)
-
-        return Handler
+    def __call__(self, method: str, path: str, body: Any) -> tuple[int, dict[str, Any]]:
+        if method != "POST" or not path.endswith("/binding") or (body or {}).get("kind") != "Binding":
+            return 404, {"kind": "Status", "code": 404, "message": "not found"}
+        name = body["metadata"]["name"]
+        if body["metadata"].get("uid") == "stale-uid":
+            return 409, {"kind": "Status", "code": 409, "message": f"pod {name} was replaced"}
+        self.bound.append(body)
+        return 201, {"kind": "Status", "status": "Success", "code": 201}
 
 
 def kubeconfig(directory: Path, server: str) -> Path:
@@ -164,18 +52,18 @@ current-context: fake
 
 
 @pytest.fixture
-def apiserver() -> Iterator[Apiserver]:
-    fake = Apiserver()
-    fake.put(NODES, fx.node("cpu-1"))
-    fake.put(NODES, fx.node("gpu-1", gpus=4))
-    fake.put(PODS, fx.pod("busy", gpus=3, node_name="gpu-1", instance_type="gpu-large"))
-    yield fake
-    fake.close()
+def apiserver() -> Iterator[FakeApiserver]:
+    with FakeApiserver(watch_timeout=5.0) as fake:
+        fake.write_handler = Bindings()
+        fake.apply(NODES, fx.node("cpu-1"))
+        fake.apply(NODES, fx.node("gpu-1", gpus=4))
+        fake.apply(PODS, fx.pod("busy", gpus=3, node_name="gpu-1", instance_type="gpu-large"))
+        yield fake
 
 
 @pytest.fixture
 def extender(
-    apiserver: Apiserver, start_server: Callable[..., ServerProcess], tmp_path: Path
+    apiserver: FakeApiserver, start_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> ServerProcess:
     config = kubeconfig(tmp_path, apiserver.url)
     return start_server(
@@ -210,13 +98,13 @@ def test_filter_answers_with_capitalcase_keys_and_a_reason_per_refused_node(exte
 
 def test_watch_events_change_the_answer_without_a_restart(extender, apiserver):
     pod = fx.pod("score-1", gpus=2)
-    busy = apiserver.store[PODS]["busy"]
+    busy = apiserver.objects[PODS]["busy"]
     apiserver.delete(PODS, busy)
     deadline = time.monotonic() + 10
     while call(extender, "filter", args(pod, ["gpu-1"]))["NodeNames"] != ["gpu-1"]:
         assert time.monotonic() < deadline, "the extender never saw the pod go"
         time.sleep(0.05)
-    apiserver.put(NODES, fx.node("gpu-2", gpus=8))
+    apiserver.apply(NODES, fx.node("gpu-2", gpus=8))
     while "gpu-2" not in call(extender, "filter", args(pod, ["gpu-1", "gpu-2"]))["NodeNames"]:
         assert time.monotonic() < deadline, "the extender never saw the new node"
         time.sleep(0.05)
@@ -228,7 +116,7 @@ def test_bind_posts_the_binding_and_counts_the_pod_before_any_watch_event(extend
     assert call(extender, "filter", args(first, ["gpu-1"]))["NodeNames"] == ["gpu-1"]
     bind = {"PodName": "score-3", "PodNamespace": "team-a", "PodUID": "uid-3", "Node": "gpu-1"}
     assert call(extender, "bind", orjson.dumps(bind)) == {"Error": ""}
-    assert apiserver.bindings == [
+    assert apiserver.write_handler.bound == [
         {
             "apiVersion": "v1",
             "kind": "Binding",
@@ -244,7 +132,7 @@ def test_bind_posts_the_binding_and_counts_the_pod_before_any_watch_event(extend
 
 
 def test_preempt_keeps_only_nodes_where_evicting_the_victims_makes_room(extender, apiserver):
-    busy_uid = apiserver.store[PODS]["busy"]["metadata"]["uid"]
+    busy_uid = apiserver.objects[PODS]["busy"]["metadata"]["uid"]
     body = {
         "Pod": fx.pod("urgent", gpus=4),
         "NodeNameToVictims": None,
@@ -259,7 +147,7 @@ def test_preempt_keeps_only_nodes_where_evicting_the_victims_makes_room(extender
 
 
 def test_prioritize_is_a_bare_array_of_integer_scores(extender, apiserver):
-    apiserver.put(NODES, fx.node("gpu-2", gpus=4))
+    apiserver.apply(NODES, fx.node("gpu-2", gpus=4))
     pod = fx.pod("score-2", gpus=1)
     deadline = time.monotonic() + 10
     while True:
