@@ -243,14 +243,21 @@ class Reflector(Generic[T]):
                 raise ResourceExpired(exc.message) from exc
             raise
         self._response = response
+        ended = False  # the server ended the stream: the connection may serve the next request
         try:
             if self._stopped.is_set():  # stop() ran before it could see this response
                 return
             for line in _lines(response):
                 self._handle(orjson.loads(line))
                 events += 1
+            ended = not self._stopped.is_set()  # after stop()'s shutdown the stream only looks ended
         finally:
             self._response = None
+            if not ended:
+                # Left mid-stream (stopped, an ERROR event, a consumer bug): the rest of the body is
+                # unread, or the socket half shut; back in the pool, the connection would hang the
+                # client's next request until its read timeout.
+                response.close()
             response.release_conn()
         if events == 0 and time.monotonic() - started < SHORT_WATCH_SECONDS and not self._stopped.is_set():
             raise WatchError("watch closed at once without any event")
