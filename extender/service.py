@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from extender.binder import Binder
 from extender.config import Settings
@@ -21,10 +21,10 @@ PODS = "/api/v1/pods"
 # (it finished) arrives as DELETED, which is exactly what the counts need.
 BOUND_PODS = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
 
+T = TypeVar("T")
 
-def freeze_after(
-    replace: Callable[[Iterable[Mapping[str, Any]]], None],
-) -> Callable[[list[dict[str, Any]]], None]:
+
+def freeze_after(replace: Callable[[list[T]], None]) -> Callable[[list[T]], None]:
     """After a (re)list, move the cache's objects out of the cyclic GC's reach.
 
     A full collection walks every tracked object: with 150,000 pods cached it paused requests for
@@ -32,7 +32,7 @@ def freeze_after(
     loses nothing; refcounting still frees what a later event replaces.
     """
 
-    def wrapped(items: list[dict[str, Any]]) -> None:
+    def wrapped(items: list[T]) -> None:
         replace(items)
         gc.collect()
         gc.freeze()
@@ -47,7 +47,7 @@ def build(
     relist_seconds: float | None = None,
 ) -> tuple[Service, Extender]:
     state = ClusterState(ignored_resources)
-    reflectors: list[Reflector] = []
+    reflectors: list[Reflector[Any]] = []
     extender = Extender(
         state,
         settings,
@@ -58,19 +58,22 @@ def build(
 
     def start() -> None:  # in the worker, after the fork: threads do not survive fork
         reflectors[:] = [
+            # Each object becomes its record as it arrives: one page of JSON alive at a time.
             Reflector(
                 client,
                 NODES,
-                on_replace=freeze_after(state.replace_nodes),
-                on_event=state.node_event,
+                transform=state.node_record,
+                on_replace=freeze_after(state.replace_node_records),
+                on_event=state.node_record_event,
                 relist_seconds=relist_seconds,
             ),
             Reflector(
                 client,
                 PODS,
                 field_selector=BOUND_PODS,
-                on_replace=freeze_after(state.replace_pods),
-                on_event=state.pod_event,
+                transform=state.pod_record,
+                on_replace=freeze_after(state.replace_pod_records),
+                on_event=state.pod_record_event,
                 relist_seconds=relist_seconds,
             ),
         ]
