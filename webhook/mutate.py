@@ -58,9 +58,9 @@ def _private(pod: Mapping[str, Any], container: int) -> dict[str, Any]:
     The steps replace list items and nested maps whole (`items[i] = desired`, `spec["nodeSelector"]
     = wanted`) and edit in place only these: the pod, metadata and its labels and annotations, spec
     and its volumes, initContainers and tolerations, the containers list, and the scoring container
-    with its volumeMounts, env and resources. A full deep copy cost more than all the steps together
-    did once the rest was lean. `tests/unit/test_webhook_properties.py` checks that no input is
-    ever modified.
+    with its volumeMounts, env and resources. A full deep copy cost ~7 µs of a ~130 µs review in
+    process, and made the diff compare every part of the pod; shared parts are skipped by identity.
+    `tests/unit/test_webhook_properties.py` checks that no input is ever modified.
     """
     injected = dict(pod)
     metadata = injected["metadata"] = dict(pod["metadata"])  # opted in: metadata is a map

@@ -27,7 +27,7 @@ _AUDIT_KEY = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 
 class Review(NamedTuple):
-    """One parsed request; a tuple rather than a frozen dataclass, at half the cost per review."""
+    """One parsed request; a tuple rather than a frozen dataclass, cheaper to make per review."""
 
     uid: str
     operation: str  # CREATE | UPDATE | DELETE | CONNECT

@@ -10,7 +10,7 @@ _NONE: Mapping[str, tuple[str, ...]] = MappingProxyType({})
 
 
 class Done(NamedTuple):
-    """A tuple, not a frozen dataclass: seven are made per review, at half the cost each."""
+    """A tuple, not a frozen dataclass: seven are made per review, each ~40 % cheaper to make."""
 
     warnings: tuple[str, ...] = ()
     # Status field -> the names this step now owns (see webhook.inject.status.Status).

@@ -82,7 +82,7 @@ class Choice:
 
 
 class Plan(NamedTuple):
-    """A tuple rather than a frozen dataclass: one is made per review, at half the cost."""
+    """A tuple rather than a frozen dataclass: one is made per review, and cheaper to make."""
 
     namespace: str
     workload: str | None  # the owning Deployment's (...) name when known, for the router labels
