@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from extender.config import DEFAULT_ACCELERATORS
+
 DEFAULT_PORT = 8890
 
 
@@ -43,6 +45,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(ml.example/placement always is). Repeatable",
     )
     parser.add_argument(
+        "--accelerator-resource",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another extended resource that is an accelerator: a name, or a prefix ending in * "
+        "(example.com/fpga-*). Nodes offering one are GPU nodes, kept for pods that ask for one. "
+        f"Repeatable; added to {', '.join(DEFAULT_ACCELERATORS)}",
+    )
+    parser.add_argument(
         "--relist-seconds",
         type=float,
         default=None,
@@ -61,7 +72,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from extender import service
     from extender.config import MARKER_RESOURCE, Settings
+    from extender.resources import Accelerators
     from inferplane import kube, serving
+
+    # Refused before anything connects: a mistyped pattern would silently match nothing.
+    accelerators = Accelerators(
+        [*DEFAULT_ACCELERATORS, *args.accelerator_resource], markers=[MARKER_RESOURCE, *args.marker_resource]
+    )
 
     client = kube.connect(
         args.kubeconfig,
@@ -71,9 +88,7 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(cpu_pods_on_gpu_nodes=args.cpu_pods_on_gpu_nodes)
 
     def build() -> serving.Service:
-        return service.build(
-            client, settings, frozenset([MARKER_RESOURCE, *args.marker_resource]), args.relist_seconds
-        )[0]
+        return service.build(client, settings, accelerators, args.relist_seconds)[0]
 
     serving.serve(
         build,

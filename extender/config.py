@@ -11,6 +11,17 @@ CpuOnGpu = Literal["allow", "refuse"]
 # extender for them only (managedResources). It is no device: never counted as a GPU.
 MARKER_RESOURCE = "ml.example/placement"
 
+# Extended resources that are accelerators unless the operator adds more (--accelerator-resource):
+# exact names, and prefixes written with a trailing `*`. A node offering one is a GPU node.
+DEFAULT_ACCELERATORS = (
+    "nvidia.com/gpu",
+    "nvidia.com/mig-*",  # MIG slices, e.g. nvidia.com/mig-1g.5gb
+    "amd.com/gpu",
+    "gpu.intel.com/*",  # i915, xe
+    "habana.ai/gaudi",
+    "aws.amazon.com/neuron*",  # neuron, neuroncore, neurondevice
+)
+
 
 @dataclass(frozen=True)
 class Settings:

@@ -26,15 +26,16 @@ TERMINATED_PHASES = frozenset({"Succeeded", "Failed"})
 MIB = 2**20
 
 
-def node_from(obj: Mapping[str, Any]) -> Node:
-    """A Node object to its name, shape and zone; allocatable wins over capacity."""
+def node_from(obj: Mapping[str, Any], accelerators: resources.Accelerators = resources.DEFAULT) -> Node:
+    """A Node object to its name, shape and zone; allocatable wins over capacity. Its GPUs are the
+    `accelerators` it offers: a node with other extended resources only is no GPU node."""
     metadata = obj.get("metadata") or {}
     status = obj.get("status") or {}
     labels = metadata.get("labels") or {}
     offered = dict(status.get("capacity") or {})
     offered.update(status.get("allocatable") or {})
     amounts = resources.quantities(offered)
-    gpus = resources.gpu_counts(amounts)
+    gpus = resources.gpu_counts(amounts, accelerators)
     shape = NodeShape(
         gpus=tuple((name, count) for name, count in gpus if count > 0),
         cpu_milli=int(amounts.get("cpu", 0) * 1000),
@@ -45,13 +46,15 @@ def node_from(obj: Mapping[str, Any]) -> Node:
     return Node(name=sys.intern(metadata["name"]), shape=shape, zone=_interned(labels.get(ZONE_LABEL)))
 
 
-def bound_pod_from(obj: Mapping[str, Any], ignored: frozenset[str] = frozenset()) -> BoundPod | None:
+def bound_pod_from(
+    obj: Mapping[str, Any], accelerators: resources.Accelerators = resources.DEFAULT
+) -> BoundPod | None:
     """What a pod holds on its node, or None when it holds nothing (not bound, or finished)."""
     spec = obj.get("spec") or {}
     node = spec.get("nodeName")
     if not node or (obj.get("status") or {}).get("phase") in TERMINATED_PHASES:
         return None
-    gpus = resources.gpu_counts(resources.effective_requests(spec), ignored) if _extended(spec) else ()
+    gpus = resources.gpu_counts(resources.effective_requests(spec), accelerators) if _extended(spec) else ()
     return BoundPod(node=sys.intern(node), gpus=gpus, group=group_of(obj))
 
 
@@ -67,9 +70,9 @@ def _extended(spec: Mapping[str, Any]) -> bool:
     return False
 
 
-def pod_from(obj: Any, ignored: frozenset[str] = frozenset()) -> PodInfo:
-    """The pod a scheduler request is about; BadRequest says what is malformed. `ignored` names
-    extended resources that are no device (the marker resource that routes pods to us)."""
+def pod_from(obj: Any, accelerators: resources.Accelerators = resources.DEFAULT) -> PodInfo:
+    """The pod a scheduler request is about; BadRequest says what is malformed. Its GPUs are the
+    `accelerators` it asks for."""
     if not isinstance(obj, Mapping):
         raise BadRequest(f"Pod must be a JSON object, got {type(obj).__name__}")
     metadata = obj.get("metadata")
@@ -91,12 +94,14 @@ def pod_from(obj: Any, ignored: frozenset[str] = frozenset()) -> PodInfo:
         namespace=namespace,
         name=name,
         uid=str(metadata.get("uid") or ""),
-        demand=_demand(requests, metadata, ignored),
+        demand=_demand(requests, metadata, accelerators),
         group=group_of(obj),
     )
 
 
-def _demand(requests: Mapping[str, Any], metadata: Mapping[str, Any], ignored: frozenset[str]) -> Demand:
+def _demand(
+    requests: Mapping[str, Any], metadata: Mapping[str, Any], accelerators: resources.Accelerators
+) -> Demand:
     annotations = metadata.get("annotations") or {}
     labels = metadata.get("labels") or {}
     problem = None
@@ -107,7 +112,7 @@ def _demand(requests: Mapping[str, Any], metadata: Mapping[str, Any], ignored: f
     if GPU_MEMORY_ANNOTATION in annotations:
         memory_mib, problem = _gpu_memory(str(annotations[GPU_MEMORY_ANNOTATION]))
     return Demand(
-        gpus=resources.gpu_counts(requests, ignored),
+        gpus=resources.gpu_counts(requests, accelerators),
         cpu_milli=resources.cpu_milli(requests),
         memory=resources.memory_bytes(requests),
         gpu_products=products,

@@ -17,9 +17,11 @@ from functools import lru_cache
 from math import ceil
 from typing import Any
 
+from extender.config import DEFAULT_ACCELERATORS
 from extender.model import GpuCounts
+from inferplane.errors import UserError
 from instance_types import quantity
-from instance_types.resource_names import is_gpu_resource
+from instance_types.resource_names import is_extended_resource
 
 # Memoised: the same few strings ("100m", "1Gi") arrive with every one of 150,000 pods.
 parse_quantity = lru_cache(maxsize=4096)(quantity.parse_quantity)
@@ -65,15 +67,55 @@ def effective_requests(spec: Mapping[str, Any]) -> dict[str, Fraction]:
     return steady
 
 
-def gpu_counts(requests: Mapping[str, Fraction], ignored: frozenset[str] = frozenset()) -> GpuCounts:
-    """The accelerator part of `requests`, whole units, zero entries dropped; `ignored` names
-    extended resources that are not devices (the scheduler marker resource)."""
-    return tuple(
-        sorted(
-            (name, ceil(value))
-            for name, value in requests.items()
-            if value > 0 and name not in ignored and is_gpu_resource(name)
+class Accelerators:
+    """Which extended resources are accelerators: what makes a node a GPU node (kept for GPU pods)
+    and a pod a GPU pod (bin-packed, checked for free devices).
+
+    Not every extended resource is one: a node offering only `rdma/hca` or `smarter-devices/fuse` is
+    an ordinary machine that CPU pods may use, and the scheduler's own NodeResourcesFit already
+    counts such resources. `markers` (the resource that only routes pods to the extender) are never
+    accelerators, even when a pattern matches.
+    """
+
+    def __init__(self, patterns: Iterable[str] = DEFAULT_ACCELERATORS, markers: Iterable[str] = ()) -> None:
+        self.patterns = tuple(dict.fromkeys(patterns))
+        for pattern in self.patterns:
+            check_accelerator_pattern(pattern)
+        self._names = frozenset(p for p in self.patterns if not p.endswith("*"))
+        self._prefixes = tuple(p[:-1] for p in self.patterns if p.endswith("*"))
+        self.markers = frozenset(markers)
+
+    def __contains__(self, name: object) -> bool:
+        return (
+            isinstance(name, str)
+            and (name in self._names or name.startswith(self._prefixes))
+            and name not in self.markers
         )
+
+    def __repr__(self) -> str:
+        return f"Accelerators({list(self.patterns)!r}, markers={sorted(self.markers)!r})"
+
+
+def check_accelerator_pattern(pattern: str) -> None:
+    """An extended resource name (`example.com/fpga`), or a prefix of such names ending in `*`
+    (`example.com/fpga-*`); UserError otherwise, since a typo would silently match nothing."""
+    stem, star, rest = pattern.partition("*")
+    # A stem followed by any name character must make an extended resource name.
+    if rest or not is_extended_resource(stem + "x" if star else stem):
+        raise UserError(
+            f"--accelerator-resource {pattern!r}: give an extended resource name such as example.com/fpga, "
+            "or a prefix of such names ending in * such as example.com/fpga-*"
+        )
+
+
+DEFAULT = Accelerators()
+
+
+def gpu_counts(requests: Mapping[str, Fraction], accelerators: Accelerators = DEFAULT) -> GpuCounts:
+    """The accelerator part of `requests` (or of a node's allocatable), whole units, zero entries
+    dropped."""
+    return tuple(
+        sorted((name, ceil(value)) for name, value in requests.items() if value > 0 and name in accelerators)
     )
 
 

@@ -103,7 +103,7 @@ class Extender:
     def filter(self, body: bytes) -> Answer:
         if not self.state.synced:
             return Answer(200, wire.encode_filter_error(self.not_synced_message()), "not_synced", {})
-        args = wire.decode_args(body, self.state.ignored_resources)
+        args = wire.decode_args(body, self.state.accelerators)
         pod = args.pod
         self._remember(pod)
         self.state.expire_reservations()
@@ -128,7 +128,7 @@ class Extender:
     def prioritize(self, body: bytes) -> Answer:
         if not self.state.synced:
             return Answer(503, orjson.dumps({"Error": self.not_synced_message()}), "not_synced", {})
-        args = wire.decode_args(body, self.state.ignored_resources)
+        args = wire.decode_args(body, self.state.accelerators)
         pod = args.pod
         priorities = prioritize_nodes(pod, args.names, self.state)
         if priorities.chosen is not None:
@@ -143,7 +143,7 @@ class Extender:
     def preempt(self, body: bytes) -> Answer:
         if not self.state.synced:
             return Answer(503, orjson.dumps({"Error": self.not_synced_message()}), "not_synced", {})
-        args = wire.decode_preempt(body, self.state.ignored_resources)
+        args = wire.decode_preempt(body, self.state.accelerators)
         kept = preempt_nodes(args.pod, args.victims, self.state, self.settings)
         fields = {
             "pod": f"{args.pod.namespace}/{args.pod.name}",

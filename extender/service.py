@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from extender.binder import Binder
 from extender.config import Settings
+from extender.resources import DEFAULT, Accelerators
 from extender.server import Extender, create_app
 from extender.state import ClusterState
 from inferplane.kube import KubeClient
@@ -43,10 +44,10 @@ def freeze_after(replace: Callable[[list[T]], None]) -> Callable[[list[T]], None
 def build(
     client: KubeClient,
     settings: Settings,
-    ignored_resources: frozenset[str] = frozenset(),
+    accelerators: Accelerators = DEFAULT,
     relist_seconds: float | None = None,
 ) -> tuple[Service, Extender]:
-    state = ClusterState(ignored_resources)
+    state = ClusterState(accelerators)
     reflectors: list[Reflector[Any]] = []
     extender = Extender(
         state,

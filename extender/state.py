@@ -27,6 +27,7 @@ from typing import Any
 
 from extender.model import BoundPod, GpuCounts, Node
 from extender.parse import bound_pod_from, node_from
+from extender.resources import DEFAULT, Accelerators
 from extender.table import NodeTable
 from instance_types.quantity import QuantityError
 
@@ -41,8 +42,8 @@ PodRecord = tuple[str, BoundPod | None]  # uid; what the pod holds, None when no
 class ClusterState:
     """Thread-safe: watch threads write under `lock`; request handlers read under it."""
 
-    def __init__(self, ignored_resources: frozenset[str] = frozenset()) -> None:
-        self.ignored_resources = ignored_resources  # extended resources that are no device (the marker)
+    def __init__(self, accelerators: Accelerators = DEFAULT) -> None:
+        self.accelerators = accelerators  # which extended resources are GPUs
         self.lock = threading.RLock()
         self.nodes_synced = threading.Event()
         self.pods_synced = threading.Event()
@@ -87,7 +88,7 @@ class ClusterState:
         """What the cache keeps of a Node object; an unreadable one is logged and kept as None."""
         name = str((obj.get("metadata") or {}).get("name", ""))
         try:
-            return name, node_from(obj)
+            return name, node_from(obj, self.accelerators)
         except (KeyError, QuantityError, ValueError, TypeError) as exc:
             log.warning("node skipped: %s", exc, extra={"node": name})
             return name, None
@@ -98,7 +99,7 @@ class ClusterState:
         metadata = obj.get("metadata") or {}
         uid = metadata.get("uid") or f"{metadata.get('namespace')}/{metadata.get('name')}"
         try:
-            record = bound_pod_from(obj, self.ignored_resources)
+            record = bound_pod_from(obj, self.accelerators)
         except (QuantityError, ValueError, TypeError, AttributeError) as exc:
             log.warning("pod skipped: %s", exc, extra={"pod": uid})
             return uid, None

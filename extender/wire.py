@@ -17,6 +17,7 @@ import orjson
 from extender.model import PodInfo
 from extender.parse import pod_from
 from extender.policy import FilterResult, Priorities, Refusal
+from extender.resources import DEFAULT, Accelerators
 from inferplane.errors import BadRequest
 
 
@@ -54,16 +55,16 @@ def _object(body: bytes) -> dict[str, Any]:
     return {str(key).lower(): value for key, value in obj.items()}
 
 
-def _pod(fields: Mapping[str, Any], ignored: frozenset[str]) -> PodInfo:
+def _pod(fields: Mapping[str, Any], accelerators: Accelerators) -> PodInfo:
     if "pod" not in fields:
         raise BadRequest("request has no Pod")
-    return pod_from(fields["pod"], ignored)
+    return pod_from(fields["pod"], accelerators)
 
 
-def decode_args(body: bytes, ignored: frozenset[str] = frozenset()) -> Args:
-    """`ignored`: extended resources that are no device (see `parse.pod_from`)."""
+def decode_args(body: bytes, accelerators: Accelerators = DEFAULT) -> Args:
+    """`accelerators`: which extended resources are GPUs (see `parse.pod_from`)."""
     fields = _object(body)
-    pod = _pod(fields, ignored)
+    pod = _pod(fields, accelerators)
     names = fields.get("nodenames")
     if names is not None:
         # set(map(type, ...)) runs in C: a generator over 5,000 names cost 0.1 ms a request
@@ -83,9 +84,9 @@ def decode_args(body: bytes, ignored: frozenset[str] = frozenset()) -> Args:
     return Args(pod, names, items)
 
 
-def decode_preempt(body: bytes, ignored: frozenset[str] = frozenset()) -> PreemptArgs:
+def decode_preempt(body: bytes, accelerators: Accelerators = DEFAULT) -> PreemptArgs:
     fields = _object(body)
-    pod = _pod(fields, ignored)
+    pod = _pod(fields, accelerators)
     meta = fields.get("nodenametometavictims")
     full = fields.get("nodenametovictims")
     source = meta if meta is not None else full

@@ -238,3 +238,19 @@ def test_not_ready_and_refusing_to_place_until_the_pods_are_listed(apiserver, st
     apiserver.failing.clear()
     server.wait_ready("/readyz", 200, timeout=30)
     assert call(server, "filter", args(fx.pod("p", gpus=1), ["gpu-1"]))["NodeNames"] == ["gpu-1"]
+
+
+def test_accelerators_are_the_ones_listed_plus_those_added_by_flag(apiserver, start_server, tmp_path):
+    apiserver.apply(NODES, fx.node("rdma-1", gpus=8, gpu_resource="rdma/hca"))
+    apiserver.apply(NODES, fx.node("fpga-1", gpus=2, gpu_resource="xilinx.com/fpga-u200"))
+    config = kubeconfig(tmp_path, apiserver.url)
+    server = start_server(
+        ["extender", "--kubeconfig", str(config), "--accelerator-resource", "xilinx.com/fpga-*"],
+        tls=None, ready_path="/readyz", expect_status=200,
+    )  # fmt: skip
+    result = call(server, "filter", args(fx.pod("web"), ["cpu-1", "rdma-1", "fpga-1", "gpu-1"]))
+    # A node with RDMA only is a CPU node; one with an FPGA (added by flag) is kept for FPGA pods.
+    assert result["NodeNames"] == ["cpu-1", "rdma-1"]
+    assert set(result["FailedNodes"]) == {"fpga-1", "gpu-1"}
+    fpga_pod = fx.pod("synth", gpus=1, gpu_resource="xilinx.com/fpga-u200")
+    assert call(server, "filter", args(fpga_pod, ["cpu-1", "fpga-1"]))["NodeNames"] == ["fpga-1"]

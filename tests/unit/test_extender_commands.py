@@ -16,3 +16,17 @@ def test_without_a_cluster_it_says_how_the_extender_finds_one(tmp_path, monkeypa
         "run it in the cluster (the chart's scheduler pod) or pass --kubeconfig FILE"
     )
     assert "--catalog" not in message
+
+
+def test_an_accelerator_pattern_that_matches_nothing_is_refused_before_connecting(monkeypatch, capsys):
+    def no_cluster(*args: object, **kwargs: object) -> None:
+        raise AssertionError("connected before checking the flags")
+
+    monkeypatch.setattr(kube, "connect", no_cluster)
+    assert (
+        cli.main(
+            ["extender", "--accelerator-resource", "xilinx.com/fpga-*", "--accelerator-resource", "fpga"]
+        )
+        == 2
+    )
+    assert "--accelerator-resource 'fpga': give an extended resource name" in capsys.readouterr().err

@@ -11,15 +11,15 @@ from typing import Any
 
 import orjson
 import pytest
+from fake_apiserver import FakeApiserver
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_reflector import FAST, FakeApiserver
 
 from extender import fixtures as fx
 from extender.service import BOUND_PODS, PODS
 from extender.state import ClusterState
 from inferplane import kube
-from inferplane.reflector import Reflector
+from inferplane.reflector import Backoff, Reflector
 
 
 def as_watched(obj: dict[str, Any]) -> dict[str, Any]:
@@ -68,13 +68,7 @@ def apiserver() -> Iterator[FakeApiserver]:
             pod = fx.served(
                 fx.pod(f"web-{i:04d}", node_name=f"n{i % 50}", deployment="web", gpus=i % 2), seq=i
             )
-            fake.put(
-                pod["metadata"]["name"],
-                PODS,
-                metadata=pod["metadata"],
-                spec=pod["spec"],
-                status=pod["status"],
-            )
+            fake.apply(PODS, pod)
         yield fake
 
 
@@ -98,7 +92,7 @@ def list_peak(apiserver: FakeApiserver, reflector_for: Callable[[ClusterState], 
 
 def test_a_list_holds_one_page_of_full_pods_at_a_time(apiserver):
     client = kube.for_host(apiserver.url)
-    common: dict[str, Any] = {"field_selector": BOUND_PODS, "page_size": 100, "backoff": FAST}
+    common: dict[str, Any] = {"field_selector": BOUND_PODS, "page_size": 100, "backoff": Backoff(0.01, 0.05)}
     whole = list_peak(
         apiserver,
         lambda state: Reflector(

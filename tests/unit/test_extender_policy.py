@@ -268,3 +268,14 @@ def test_a_reservation_lapses_when_the_pod_is_placed_again_or_never_bound():
     state.reserve(pod.uid, BoundPod("gpu-b", pod.demand.gpus, None), ttl=-1)
     state.expire_reservations()
     assert dict(state.held("gpu-b")) == {}
+
+
+def test_a_node_with_other_extended_resources_only_takes_cpu_pods_like_any_cpu_node():
+    state = ClusterState()
+    state.replace_nodes([fx.node("rdma-1", gpus=8, gpu_resource="rdma/hca"), fx.node("gpu-1", gpus=4)])
+    state.replace_pods([])
+    result = place(fx.pod("p"), ["rdma-1", "gpu-1"], state)
+    assert result.passed == ["rdma-1"]
+    assert result.failed == {"gpu-1": "gpu-1: GPU node kept for GPU pods; a CPU node fits this CPU-only pod"}
+    scores = dict(prioritize_nodes(pod_from(fx.pod("p")), ["rdma-1", "gpu-1"], state).pairs())
+    assert scores["rdma-1"] > scores["gpu-1"]  # cpu-node-first, when the filter lets both through
