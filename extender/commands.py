@@ -25,6 +25,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--host", default="127.0.0.1", help="listen address (default 127.0.0.1: beside the scheduler)"
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="also listen here for Prometheus, serving only /metrics, /healthz and /readyz "
+        "(default: none; /metrics is on --port too)",
+    )
+    parser.add_argument(
+        "--metrics-host", default="0.0.0.0", help="listen address of --metrics-port (default 0.0.0.0)"
+    )
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")
     parser.add_argument("--context", help="kubeconfig context")
     parser.add_argument("--tls-cert-file", help="serve HTTPS with this PEM certificate")
@@ -74,7 +83,14 @@ def run(args: argparse.Namespace) -> int:
     from extender.config import MARKER_RESOURCE, Settings
     from extender.resources import Accelerators
     from inferplane import kube, serving
+    from inferplane.errors import UserError
 
+    also_bind: tuple[str, ...] = ()
+    if args.metrics_port is not None:
+        if args.metrics_port == args.port:
+            raise UserError(f"--metrics-port {args.metrics_port}: give a port other than --port")
+        host = f"[{args.metrics_host}]" if ":" in args.metrics_host else args.metrics_host
+        also_bind = (f"{host}:{args.metrics_port}",)
     # Refused before anything connects: a mistyped pattern would silently match nothing.
     accelerators = Accelerators(
         [*DEFAULT_ACCELERATORS, *args.accelerator_resource], markers=[MARKER_RESOURCE, *args.marker_resource]
@@ -88,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(cpu_pods_on_gpu_nodes=args.cpu_pods_on_gpu_nodes)
 
     def build() -> serving.Service:
-        return service.build(client, settings, accelerators, args.relist_seconds)[0]
+        return service.build(client, settings, accelerators, args.relist_seconds, args.metrics_port)[0]
 
     serving.serve(
         build,
@@ -101,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
             workers=1,  # one cache per process: more workers would multiply watches and memory
             threads=args.threads,
             log_level=args.log_level,
+            also_bind=also_bind,
         ),
     )
     return 0

@@ -205,9 +205,29 @@ class Extender:
 VERBS: Sequence[str] = ("filter", "prioritize", "preempt", "bind")
 
 
-def create_app(extender: Extender) -> Flask:
-    """Routes on the path alone (the scheduler may add a query string); POST bodies are JSON."""
+# What the metrics listener serves: nothing that changes the cache or binds.
+METRICS_LISTENER_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+
+
+def create_app(extender: Extender, metrics_port: int | None = None) -> Flask:
+    """Routes on the path alone (the scheduler may add a query string); POST bodies are JSON.
+
+    `metrics_port`: a second listener, reachable from off the pod for Prometheus, that serves only
+    METRICS_LISTENER_PATHS. The verbs stay on the loopback listener: plain HTTP without auth, and
+    `/prioritize` reserves a node for the pod it names, so anyone who could call it could make GPUs
+    look taken for 30 s at a time.
+    """
     app = Flask("inferplane-extender")
+
+    if metrics_port is not None:
+        port = str(metrics_port)
+
+        @app.before_request
+        def metrics_listener_serves_metrics_only() -> Response | None:
+            if request.environ.get("SERVER_PORT") == port and request.path not in METRICS_LISTENER_PATHS:
+                paths = ", ".join(sorted(METRICS_LISTENER_PATHS))
+                return Response(f"only {paths} on this port\n", status=404, content_type="text/plain")
+            return None
 
     def route(verb: str) -> Callable[[], Response]:
         handler = getattr(extender, verb)

@@ -46,6 +46,7 @@ def build(
     settings: Settings,
     accelerators: Accelerators = DEFAULT,
     relist_seconds: float | None = None,
+    metrics_port: int | None = None,
 ) -> tuple[Service, Extender]:
     state = ClusterState(accelerators)
     reflectors: list[Reflector[Any]] = []
@@ -85,4 +86,4 @@ def build(
         for reflector in reflectors:
             reflector.stop()
 
-    return Service(create_app(extender), start, stop), extender
+    return Service(create_app(extender, metrics_port), start, stop), extender

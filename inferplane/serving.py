@@ -70,6 +70,9 @@ class ServerSettings:
     cert_poll_seconds: float = 2.0
     log_level: str = "info"
     access_log: bool = True
+    # More "host:port" addresses, served by the same app (which may tell them apart by the WSGI
+    # SERVER_PORT: gunicorn sets it from the listening socket): the extender's metrics listener.
+    also_bind: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)  # any other gunicorn setting
 
     @property
@@ -213,7 +216,7 @@ class _Gunicorn(BaseApplication):
     def load_config(self) -> None:
         s = self._settings
         options: dict[str, Any] = {
-            "bind": [s.bind],
+            "bind": [s.bind, *s.also_bind],
             "workers": s.workers,
             "worker_class": "gthread",
             "threads": s.threads,
@@ -260,7 +263,8 @@ class _Gunicorn(BaseApplication):
                 action="reloading workers",
             )
             self._watcher.start()
-        log.info("listening", extra={"server": s.name, "bind": s.bind, "tls": bool(s.certfile)})
+        binds = [s.bind, *s.also_bind]
+        log.info("listening", extra={"server": s.name, "bind": ", ".join(binds), "tls": bool(s.certfile)})
 
     def _post_fork(self, server: Any, worker: Any) -> None:  # worker
         # The forked worker still has the master's handlers, which only queue a signal for the

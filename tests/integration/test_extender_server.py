@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import ServerProcess
+from conftest import ServerProcess, free_port
 from fake_apiserver import FakeApiserver
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -254,3 +254,24 @@ def test_accelerators_are_the_ones_listed_plus_those_added_by_flag(apiserver, st
     assert set(result["FailedNodes"]) == {"fpga-1", "gpu-1"}
     fpga_pod = fx.pod("synth", gpus=1, gpu_resource="xilinx.com/fpga-u200")
     assert call(server, "filter", args(fpga_pod, ["cpu-1", "fpga-1"]))["NodeNames"] == ["fpga-1"]
+
+
+def test_the_metrics_port_serves_metrics_and_probes_but_no_verb(apiserver, start_server, tmp_path):
+    metrics_port = free_port()
+    config = kubeconfig(tmp_path, apiserver.url)
+    flags = ["--metrics-port", str(metrics_port), "--metrics-host", "127.0.0.1"]
+    server = start_server(
+        ["extender", "--kubeconfig", str(config), *flags], tls=None, ready_path="/readyz", expect_status=200
+    )
+    metrics = f"http://127.0.0.1:{metrics_port}"
+    scraped = server.session.get(f"{metrics}/metrics", timeout=5)
+    assert scraped.status_code == 200 and "inferplane_extender_cache_synced 1.0" in scraped.text
+    assert server.session.get(f"{metrics}/readyz", timeout=5).status_code == 200
+    for verb in ("filter", "prioritize", "preempt", "bind"):
+        refused = server.session.post(
+            f"{metrics}/{verb}", data=args(fx.pod("p", gpus=1), ["gpu-1"]), timeout=5
+        )
+        assert refused.status_code == 404, verb
+        assert refused.text == "only /healthz, /metrics, /readyz on this port\n"
+    # The scheduler's listener answers as before.
+    assert call(server, "filter", args(fx.pod("p", gpus=1), ["gpu-1"]))["NodeNames"] == ["gpu-1"]

@@ -30,3 +30,8 @@ def test_an_accelerator_pattern_that_matches_nothing_is_refused_before_connectin
         == 2
     )
     assert "--accelerator-resource 'fpga': give an extended resource name" in capsys.readouterr().err
+
+
+def test_the_metrics_port_must_differ_from_the_scheduler_port(capsys):
+    assert cli.main(["extender", "--port", "8890", "--metrics-port", "8890"]) == 2
+    assert "--metrics-port 8890: give a port other than --port" in capsys.readouterr().err
