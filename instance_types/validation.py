@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sized
 from fractions import Fraction
 from typing import Any
 
+from inferplane.wording import describe
 from instance_types.quantity import ACCEPTED_FORMS, QuantityError, parse_quantity
 from instance_types.resource_names import (
     is_container_resource,
@@ -56,7 +57,7 @@ def validate_spec(spec: Any) -> list[str]:
 def spec_problems(spec: Any) -> list[Problem]:
     """Like validate_spec, with the id of the rule each problem breaks."""
     if not isinstance(spec, Mapping):
-        return [Problem("shape", f"spec must be an object with resources, not {_kind(spec)}")]
+        return [Problem("shape", f"spec must be an object with resources, not {describe(spec)}")]
     problems = list(_unknown_fields(spec, SPEC_FIELDS, "spec"))
     if "nodeSelector" in spec:
         problems += _node_selector(spec["nodeSelector"])
@@ -84,21 +85,6 @@ def name_problems(name: Any) -> list[Problem]:
             )
         ]
     return []
-
-
-def _kind(value: Any) -> str:
-    """How a YAML reader would describe a value of the wrong type."""
-    if value is None:
-        return "empty"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "a map" if isinstance(value, Mapping) else type(value).__name__
 
 
 def _written(value: Any) -> str:
@@ -129,7 +115,7 @@ def _too_many(path: str, entries: Sized, limit: int) -> list[Problem]:
 def _node_selector(selector: Any) -> list[Problem]:
     path = "spec.nodeSelector"
     if not isinstance(selector, Mapping):
-        return [Problem("shape", f"{path} must be a map of label keys to values, not {_kind(selector)}")]
+        return [Problem("shape", f"{path} must be a map of label keys to values, not {describe(selector)}")]
     problems = _too_many(path, selector, MAX_NODE_SELECTOR)
     for key, value in selector.items():
         if not isinstance(value, str):
@@ -159,7 +145,7 @@ def _resources(resources: Any) -> list[Problem]:
     path = "spec.resources"
     if not isinstance(resources, Mapping):
         return [
-            Problem("shape", f"{path} must be an object with requests and limits, not {_kind(resources)}")
+            Problem("shape", f"{path} must be an object with requests and limits, not {describe(resources)}")
         ]
     problems = list(_unknown_fields(resources, RESOURCES_FIELDS, path))
     values: dict[str, dict[str, Fraction]] = {}
@@ -190,7 +176,7 @@ def _quantities(entries: Any, path: str) -> tuple[list[Problem], dict[str, Fract
     """Problems of one requests/limits map, and the values that parsed, for the cross checks."""
     if not isinstance(entries, Mapping):
         return [
-            Problem("shape", f"{path} must be a map of resource names to quantities, not {_kind(entries)}")
+            Problem("shape", f"{path} must be a map of resource names to quantities, not {describe(entries)}")
         ], {}
     problems = _too_many(path, entries, MAX_RESOURCES)
     is_limits = path.endswith(".limits")
@@ -257,7 +243,7 @@ def _value_rules(path: str, name: str, written: str, value: Fraction, is_limits:
 def _tolerations(tolerations: Any) -> list[Problem]:
     path = "spec.tolerations"
     if not isinstance(tolerations, list):
-        return [Problem("shape", f"{path} must be a list of tolerations, not {_kind(tolerations)}")]
+        return [Problem("shape", f"{path} must be a list of tolerations, not {describe(tolerations)}")]
     problems = _too_many(path, tolerations, MAX_TOLERATIONS)
     for index, toleration in enumerate(tolerations):
         problems += _toleration(f"{path}[{index}]", toleration)
@@ -270,7 +256,7 @@ def _toleration(path: str, toleration: Any) -> list[Problem]:
         return [
             Problem(
                 "shape",
-                f"{path} must be an object with key, operator, value, effect, not {_kind(toleration)}",
+                f"{path} must be an object with key, operator, value, effect, not {describe(toleration)}",
             )
         ]
     problems = list(_unknown_fields(toleration, TOLERATION_FIELDS, path))

@@ -33,6 +33,7 @@ import posixpath
 from collections.abc import Mapping
 from typing import Any
 
+from inferplane.wording import describe
 from models import fields
 from models.fields import Where
 from models.values import MODELS_DIR, FileSpec
@@ -45,7 +46,7 @@ _EXAMPLE = '{"Models": {"iris:3": [{"Path": "outputs/model.pkl", "ContainerPath"
 
 def _unpack_type(value: Any, where: Where, field: str) -> str:
     if isinstance(value, bool) or value not in UNPACK_TYPES:
-        shown = repr(value) if isinstance(value, int | str) else fields.type_name(value)
+        shown = repr(value) if isinstance(value, int | str) else describe(value)
         where.fail(field, f"UnpackType {shown} is not known", "use 0 (plain file), 1 (tar) or 2 (zip)")
     return UNPACK_TYPES[value]
 
@@ -88,12 +89,12 @@ def _model_entries(models: Any, where: Where, model: str) -> tuple[str, Any]:
         merged: dict[str, Any] = {}
         for index, item in enumerate(models):
             if not isinstance(item, Mapping):
-                where.fail(f"Models[{index}]", f"expected a mapping, got {fields.type_name(item)}", _EXAMPLE)
+                where.fail(f"Models[{index}]", f"expected a mapping, got {describe(item)}", _EXAMPLE)
             merged.update({k: (f"Models[{index}].{k}", v) for k, v in item.items()})
     elif isinstance(models, Mapping):
         merged = {k: (f"Models.{k}", v) for k, v in models.items()}
     else:
-        where.fail("Models", f"expected a mapping, got {fields.type_name(models)}", f"write e.g. {_EXAMPLE}")
+        where.fail("Models", f"expected a mapping, got {describe(models)}", f"write e.g. {_EXAMPLE}")
     if set(merged) != {model}:
         found = ", ".join(str(k) for k in merged) or "none"
         where.fail(
@@ -144,7 +145,7 @@ def files_from_azure(
     dependencies = top.get("Dependency") or []
     if not isinstance(dependencies, list):
         where.fail(
-            "Dependency", f"expected a list, got {fields.type_name(dependencies)}", "write [] or a list"
+            "Dependency", f"expected a list, got {describe(dependencies)}", "write [] or a list"
         )
     code = []
     for index, value in enumerate(dependencies):

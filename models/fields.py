@@ -14,6 +14,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from inferplane.wording import describe
 from models.values import InvalidRegistration
 
 # A Kubernetes label value: the model name and version are label values, and they become directory
@@ -39,23 +40,6 @@ class Where:
         raise InvalidRegistration(f"{place}: {problem}; {fix}")
 
 
-def type_name(value: Any) -> str:
-    """How YAML would call the value, for 'expected a mapping, got a list'."""
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return f"a number ({value!r})"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    return type(value).__name__
-
-
 def join(field: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{field}[{key}]"
@@ -73,7 +57,7 @@ def mapping(
 ) -> Mapping[str, Any]:
     """A mapping whose keys are all known (with a hint for typos) and whose required keys are there."""
     if not isinstance(value, Mapping):
-        where.fail(field, f"expected a mapping, got {type_name(value)}", f"write it as {example}")
+        where.fail(field, f"expected a mapping, got {describe(value)}", f"write it as {example}")
     for key in value:
         if not isinstance(key, str):
             where.fail(field, f"key {key!r} is not a string", f"use one of: {', '.join(allowed)}")
@@ -89,7 +73,7 @@ def mapping(
 
 def string(value: Any, where: Where, field: str, *, example: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        got = "an empty string" if isinstance(value, str) else type_name(value)
+        got = "an empty string" if isinstance(value, str) else describe(value)
         where.fail(field, f"expected a non-empty string, got {got}", f"write e.g. {example}")
     if "\x00" in value:
         where.fail(field, "contains a NUL character", "remove it")
@@ -99,13 +83,13 @@ def string(value: Any, where: Where, field: str, *, example: str) -> str:
 def string_map(value: Any, where: Where, field: str, *, example: str) -> dict[str, str]:
     """A string-to-string mapping, such as CSI volumeAttributes or flexVolume options."""
     if not isinstance(value, Mapping):
-        where.fail(field, f"expected a mapping of strings, got {type_name(value)}", f"write e.g. {example}")
+        where.fail(field, f"expected a mapping of strings, got {describe(value)}", f"write e.g. {example}")
     out: dict[str, str] = {}
     for key, item in value.items():
         if not isinstance(key, str) or not isinstance(item, str):
             where.fail(
                 join(field, str(key)),
-                f"expected a string, got {type_name(item)}",
+                f"expected a string, got {describe(item)}",
                 'quote the value, e.g. "true" or "1" (Kubernetes takes strings here)',
             )
         out[key] = item
@@ -127,7 +111,7 @@ def relative_path(value: Any, where: Where, field: str, *, allow_dot: bool, exam
 
 def label_value(value: Any, where: Where, field: str, *, what: str) -> str:
     if not isinstance(value, str):
-        where.fail(field, f"expected a string, got {type_name(value)}", f'quote it, e.g. "{value}"')
+        where.fail(field, f"expected a string, got {describe(value)}", f'quote it, e.g. "{value}"')
     if not _LABEL_VALUE.fullmatch(value):
         where.fail(
             field,
@@ -139,7 +123,7 @@ def label_value(value: Any, where: Where, field: str, *, what: str) -> str:
 
 def sha256(value: Any, where: Where, field: str) -> str:
     if not isinstance(value, str) or not _SHA256.fullmatch(value):
-        shown = repr(value) if isinstance(value, str) else type_name(value)
+        shown = repr(value) if isinstance(value, str) else describe(value)
         where.fail(
             field,
             f"{shown} is not a sha256",
@@ -150,6 +134,6 @@ def sha256(value: Any, where: Where, field: str) -> str:
 
 def choice(value: Any, where: Where, field: str, *, choices: Collection[str]) -> str:
     if not isinstance(value, str) or value not in choices:
-        shown = repr(value) if isinstance(value, str) else type_name(value)
+        shown = repr(value) if isinstance(value, str) else describe(value)
         where.fail(field, f"{shown} is not allowed", f"use one of: {', '.join(choices)}")
     return value

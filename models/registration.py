@@ -27,6 +27,7 @@ import posixpath
 from collections.abc import Mapping
 from typing import Any
 
+from inferplane.wording import describe
 from models import fields
 from models.azure import files_from_azure
 from models.documents import load_json, load_yaml
@@ -88,7 +89,7 @@ def parse_registration(configmap: Mapping[str, Any]) -> Registration:
     """Parse a registration ConfigMap; raises InvalidRegistration naming the ConfigMap."""
     if not isinstance(configmap, Mapping):
         raise InvalidRegistration(
-            f"a registration must be a ConfigMap object, got {fields.type_name(configmap)}"
+            f"a registration must be a ConfigMap object, got {describe(configmap)}"
         )
     metadata = configmap.get("metadata")
     if not isinstance(metadata, Mapping):
@@ -101,7 +102,7 @@ def parse_registration(configmap: Mapping[str, Any]) -> Registration:
     if not isinstance(cm_name, str) or not cm_name:
         where.fail("metadata.name", "missing", "give the ConfigMap a name")
     if not isinstance(namespace, str):
-        where.fail("metadata.namespace", f"expected a string, got {fields.type_name(namespace)}", "fix it")
+        where.fail("metadata.namespace", f"expected a string, got {describe(namespace)}", "fix it")
     labels = metadata.get("labels")
     if not isinstance(labels, Mapping):
         labels = {}
@@ -115,7 +116,7 @@ def parse_registration(configmap: Mapping[str, Any]) -> Registration:
             )
     binary = configmap.get("binaryData") or {}
     if not isinstance(binary, Mapping):
-        where.fail("binaryData", f"expected a mapping, got {fields.type_name(binary)}", "remove it")
+        where.fail("binaryData", f"expected a mapping, got {describe(binary)}", "remove it")
     for key in binary:
         if key in (MANIFEST_KEY, AZURE_CONFIG_KEY, AZURE_STORAGE_KEY):
             where.fail(f"binaryData.{key}", "is binary data", "put the registration text under data:")
@@ -140,7 +141,7 @@ def parse_registration_data(
     fields.label_value(name, where, f"metadata.labels[{NAME_LABEL}]", what="model name")
     fields.label_value(version, where, f"metadata.labels[{VERSION_LABEL}]", what="model version")
     if not isinstance(data, Mapping):
-        where.fail("data", f"expected a mapping, got {fields.type_name(data)}", f"hold {_KEY_CHOICES}")
+        where.fail("data", f"expected a mapping, got {describe(data)}", f"hold {_KEY_CHOICES}")
     for key, value in data.items():
         if key not in (MANIFEST_KEY, AZURE_CONFIG_KEY, AZURE_STORAGE_KEY):
             fields.mapping(
@@ -153,7 +154,7 @@ def parse_registration_data(
         if not isinstance(value, str):
             where.fail(
                 f"data.{key}",
-                f"expected text, got {fields.type_name(value)}",
+                f"expected text, got {describe(value)}",
                 "write the text as a | block string",
             )
 
@@ -219,7 +220,7 @@ def _from_azure(
 
 def _file_list(value: Any, where: Where, field: str, *, required: bool) -> tuple[FileSpec, ...]:
     if not isinstance(value, list) or (required and not value):
-        got = "an empty list" if isinstance(value, list) else fields.type_name(value)
+        got = "an empty list" if isinstance(value, list) else describe(value)
         where.fail(field, f"expected a non-empty list of files, got {got}", f"write e.g. [{_FILE_EXAMPLE}]")
     return tuple(_file(item, where, f"{field}[{index}]") for index, item in enumerate(value))
 

@@ -194,7 +194,7 @@ def test_mistakes_are_refused_with_the_field_and_fix(manifest: str, words: list[
     [
         ("[1, 2]", ["expected a mapping, got a list"]),
         ("42", ["expected a mapping, got a number (42)"]),
-        ("", ["expected a mapping, got nothing"]),
+        ("", ["expected a mapping, got empty (null)"]),
         ("storage: {pvc: {claimName: m}}\n  files: [", ["does not parse as YAML: line 2"]),
         ("a: 1\na: 2", ["duplicate key 'a'", "line 2"]),
         ("a: &x [1]\nb: *x", ["aliases", "line 2"]),

@@ -10,24 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from inferplane.wording import describe
 from webhook.inject.problems import Malformed
 
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {dict: "a map", list: "a list", str: "a string", bool: "a boolean"}.get(
-        type(value), "a number" if isinstance(value, int | float) else type(value).__name__
-    )
 
 
 def mapping(parent: Mapping[str, Any], key: str, field: str) -> dict[str, Any] | None:
     value = parent.get(key)
     if value is None or isinstance(value, dict):
         return value
-    raise Malformed(field, f"expected a map, got {_kind(value)}")
+    raise Malformed(field, f"expected a map, got {describe(value)}")
 
 
 def items(parent: Mapping[str, Any], key: str, field: str, *, named: bool = False) -> list[Any]:
@@ -36,10 +29,10 @@ def items(parent: Mapping[str, Any], key: str, field: str, *, named: bool = Fals
     if value is None:
         return []
     if not isinstance(value, list):
-        raise Malformed(field, f"expected a list, got {_kind(value)}")
+        raise Malformed(field, f"expected a list, got {describe(value)}")
     for index, item in enumerate(value):
         if not isinstance(item, dict):
-            raise Malformed(f"{field}[{index}]", f"expected a map, got {_kind(item)}")
+            raise Malformed(f"{field}[{index}]", f"expected a map, got {describe(item)}")
         if named and not isinstance(item.get("name"), str):
             raise Malformed(f"{field}[{index}].name", "expected a string name")
     return value
@@ -49,7 +42,7 @@ def string_map(parent: Mapping[str, Any], key: str, field: str) -> dict[str, Any
     value = mapping(parent, key, field) or {}
     for name, item in value.items():
         if not isinstance(item, str):
-            raise Malformed(f"{field}[{name}]", f"expected a string, got {_kind(item)}")
+            raise Malformed(f"{field}[{name}]", f"expected a string, got {describe(item)}")
     return value
 
 
@@ -57,13 +50,13 @@ def string(parent: Mapping[str, Any], key: str, field: str) -> str | None:
     value = parent.get(key)
     if value is None or isinstance(value, str):
         return value
-    raise Malformed(field, f"expected a string, got {_kind(value)}")
+    raise Malformed(field, f"expected a string, got {describe(value)}")
 
 
 def check_pod(pod: Any) -> None:
     """Raise Malformed naming the first field that injection reads and that is not Pod-shaped."""
     if not isinstance(pod, dict):
-        raise Malformed("", f"expected a Pod object (a map), got {_kind(pod)}")
+        raise Malformed("", f"expected a Pod object (a map), got {describe(pod)}")
     metadata = mapping(pod, "metadata", "metadata") or {}
     string_map(metadata, "annotations", "metadata.annotations")
     string_map(metadata, "labels", "metadata.labels")
@@ -88,7 +81,7 @@ def check_pod(pod: Any) -> None:
         seconds = toleration.get("tolerationSeconds")
         if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int)):
             raise Malformed(
-                f"spec.tolerations[{index}].tolerationSeconds", f"expected a number, got {_kind(seconds)}"
+                f"spec.tolerations[{index}].tolerationSeconds", f"expected a number, got {describe(seconds)}"
             )
     string(spec, "schedulerName", "spec.schedulerName")
 
@@ -103,5 +96,5 @@ def _check_container(container: Mapping[str, Any], field: str) -> None:
         for name, value in (mapping(resources, key, f"{field}.resources.{key}") or {}).items():
             if isinstance(value, bool) or not isinstance(value, str | int | float):
                 raise Malformed(
-                    f"{field}.resources.{key}[{name}]", f"expected a quantity, got {_kind(value)}"
+                    f"{field}.resources.{key}[{name}]", f"expected a quantity, got {describe(value)}"
                 )
