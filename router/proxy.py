@@ -451,7 +451,8 @@ class _Deadline:
         self._conn = conn
         self._body = body
         self._seconds = seconds
-        self._handle = asyncio.get_running_loop().call_later(seconds, self._check)
+        assert conn.loop is not None
+        self._handle = conn.loop.call_later(seconds, self._check)
 
     def _check(self) -> None:
         conn, now = self._conn, time.monotonic()
@@ -464,7 +465,8 @@ class _Deadline:
             since = conn.last_activity
         left = since + self._seconds - now
         if left > 0.001:
-            self._handle = asyncio.get_running_loop().call_later(left, self._check)
+            assert conn.loop is not None
+            self._handle = conn.loop.call_later(left, self._check)
         else:
             conn.time_out()
 
