@@ -46,9 +46,9 @@ class Deployment:
     backends: tuple[Backend, ...] = ()
     endpoint: str = ""  # set by `make_endpoint`
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """Unique across the table; names the deployment's pool of pod slots."""
+        """Unique across the table; names the deployment's pool of pod slots (looked up per request)."""
         return f"{self.endpoint}/{self.namespace}/{self.name}"
 
     @cached_property
