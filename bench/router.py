@@ -21,6 +21,7 @@ HAProxy's per-core throughput. Printed beside the baselines; nothing here assert
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -86,8 +87,6 @@ def _ms(value: str, unit: str) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    import os
-
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -172,6 +171,10 @@ def report(
           f"{half.p99_ms - direct_half.p99_ms:+10.2f}")
 
 
+def _load(averages: tuple[float, float, float]) -> str:
+    return " ".join(f"{a:.2f}" for a in averages)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -187,6 +190,7 @@ def main() -> int:
         print(f"bench/router.py needs the Debian packages: {' '.join(missing)} (apt-get install -y ...)")
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="bench-router-"))
+    load_before = os.getloadavg()
     blue, green = start_stub("127.0.0.2", "blue"), start_stub("127.0.0.3", "green")
     processes: list[Process] = [blue, green]
     try:
@@ -214,7 +218,9 @@ def main() -> int:
         halves = {name: wrk(url, s, 16, workdir, rate=rate, pid=pid) for name, (url, pid) in targets.items()}
         cores = Path("/proc/cpuinfo").read_text().count("processor")
         print(f"\nrouter benchmark: wrk 1 thread, {c} connections, {s:.0f} s per run, 90/10 split + key "
-              f"check; half load = {rate:.0f} req/s over 16 connections; {cores} cores\n")
+              f"check; half load = {rate:.0f} req/s over 16 connections; {cores} cores")
+        # Everything here shares the box with whatever else runs on it: say how busy it was.
+        print(f"load average (1, 5, 15 min) at start {_load(load_before)}, at end {_load(os.getloadavg())}\n")
         print(f"{'target':<18}{'peak r/s':>10}{'cores':>8}{'r/s/core':>9}{'xHAP':>6}"
               f"{'p50 ms':>9}{'p99 ms':>9}{'+p50 ms':>10}{'+p99 ms':>10}")
         hap = peaks["haproxy"].per_core
