@@ -121,6 +121,19 @@ class RawClient:
     def close(self) -> None:
         self.sock.close()
 
+    def __enter__(self) -> RawClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+@pytest.fixture
+def client(router: Router) -> Iterator[RawClient]:
+    """A fresh connection to the module's router for each test."""
+    with RawClient(router) as opened:
+        yield opened
+
 
 @dataclass(frozen=True)
 class Case:
@@ -155,164 +168,118 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
-def test_early_answer_then_the_rest_of_a_small_body_keeps_the_connection(router: Router, case: Case) -> None:
-    client = RawClient(router)
-    try:
-        client.request_head(case.path, SMALL, case.method, dict(case.headers))
-        early = client.answer()  # before a byte of the body was sent
-        assert early.status == case.status and case.message in early.body.decode(), early
-        assert not early.closes, early.headers
-        client.send(b"x" * SMALL)
-        for _ in range(3):  # the body was read past, not taken for the next request
-            following = client.score()
-            assert following.status == 200 and not following.closes, following
-    finally:
-        client.close()
+def test_early_answer_then_the_rest_of_a_small_body_keeps_the_connection(client: RawClient,
+                                                                          case: Case) -> None:
+    client.request_head(case.path, SMALL, case.method, dict(case.headers))
+    early = client.answer()  # before a byte of the body was sent
+    assert early.status == case.status and case.message in early.body.decode(), early
+    assert not early.closes, early.headers
+    client.send(b"x" * SMALL)
+    for _ in range(3):  # the body was read past, not taken for the next request
+        following = client.score()
+        assert following.status == 200 and not following.closes, following
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
-def test_early_answer_with_a_large_body_says_close_and_ends_cleanly(router: Router, case: Case) -> None:
-    client = RawClient(router)
-    try:
-        client.request_head(case.path, LARGE, case.method, dict(case.headers))
-        early = client.answer()
-        assert early.status == case.status and case.message in early.body.decode(), early
-        assert early.closes, early.headers
-        # A client that sends its body before reading (http.client does) keeps sending: no reset.
-        client.send(b"x" * (2 * DRAIN_LIMIT))
-        assert client.ends_cleanly()
-    finally:
-        client.close()
+def test_early_answer_with_a_large_body_says_close_and_ends_cleanly(client: RawClient, case: Case) -> None:
+    client.request_head(case.path, LARGE, case.method, dict(case.headers))
+    early = client.answer()
+    assert early.status == case.status and case.message in early.body.decode(), early
+    assert early.closes, early.headers
+    # A client that sends its body before reading (http.client does) keeps sending: no reset.
+    client.send(b"x" * (2 * DRAIN_LIMIT))
+    assert client.ends_cleanly()
 
 
-def test_chunked_body_answered_early_says_close(router: Router) -> None:
-    client = RawClient(router)
-    try:
-        client.request_head(SCORE.format("keyed"), None)
-        early = client.answer()
-        assert early.status == 401 and early.closes, early
-        client.send(b"10\r\n" + b"x" * 16 + b"\r\n0\r\n\r\n")
-        assert client.ends_cleanly()
-    finally:
-        client.close()
+def test_chunked_body_answered_early_says_close(client: RawClient) -> None:
+    client.request_head(SCORE.format("keyed"), None)
+    early = client.answer()
+    assert early.status == 401 and early.closes, early
+    client.send(b"10\r\n" + b"x" * 16 + b"\r\n0\r\n\r\n")
+    assert client.ends_cleanly()
 
 
-def test_body_held_back_for_100_continue_and_refused_says_close(router: Router) -> None:
-    client = RawClient(router)
-    try:
-        client.request_head(SCORE.format("keyed"), SMALL, headers={"Expect": "100-continue"})
-        early = client.answer()  # no 100 Continue first: the body is refused unseen
-        assert early.status == 401 and early.closes, early
-        assert client.ends_cleanly()
-    finally:
-        client.close()
+def test_body_held_back_for_100_continue_and_refused_says_close(client: RawClient) -> None:
+    client.request_head(SCORE.format("keyed"), SMALL, headers={"Expect": "100-continue"})
+    early = client.answer()  # no 100 Continue first: the body is refused unseen
+    assert early.status == 401 and early.closes, early
+    assert client.ends_cleanly()
 
 
-def test_100_continue_then_answered_keeps_the_connection(router: Router) -> None:
-    client = RawClient(router)
-    try:
-        client.request_head(SCORE.format("open"), 2, headers={"Expect": "100-continue"})
-        while b"\r\n\r\n" not in client.buffer:
-            client._fill()
-        assert client.buffer.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
-        client.buffer = client.buffer[len(b"HTTP/1.1 100 Continue\r\n\r\n"):]
-        client.send(b"{}")
-        assert client.answer().status == 200
-        assert client.score().status == 200
-    finally:
-        client.close()
+def test_100_continue_then_answered_keeps_the_connection(client: RawClient) -> None:
+    client.request_head(SCORE.format("open"), 2, headers={"Expect": "100-continue"})
+    while b"\r\n\r\n" not in client.buffer:
+        client._fill()
+    assert client.buffer.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+    client.buffer = client.buffer[len(b"HTTP/1.1 100 Continue\r\n\r\n"):]
+    client.send(b"{}")
+    assert client.answer().status == 200
+    assert client.score().status == 200
 
 
-def test_504_after_the_whole_body_keeps_the_connection(router: Router) -> None:
-    client = RawClient(router)
-    try:
-        timed_out = client.score(SCORE.format("timing"))
-        assert timed_out.status == 504 and not timed_out.closes, timed_out
-        assert client.score().status == 200
-    finally:
-        client.close()
+def test_504_after_the_whole_body_keeps_the_connection(client: RawClient) -> None:
+    timed_out = client.score(SCORE.format("timing"))
+    assert timed_out.status == 504 and not timed_out.closes, timed_out
+    assert client.score().status == 200
 
 
-def test_pod_answering_early_does_not_leave_a_half_sent_body_on_a_kept_connection(router: Router) -> None:
+def test_pod_answering_early_does_not_leave_a_half_sent_body_on_a_kept_connection(client: RawClient) -> None:
     """The pod's connection is not reused after it answered before our body was all sent: the pod would
     read the next request as the rest of that body (and it would time out). "open" allows one request per
     pod at a time, so every request here would share one upstream connection if it were kept."""
-    client = RawClient(router)
-    try:
-        for _ in range(3):
-            client.request_head(SCORE.format("open"), SMALL, headers={"x-stub-early": "1"})
-            assert client.answer().status == 200
-            client.send(b"x" * SMALL)
-            started = time.monotonic()
-            following = client.score()
-            assert following.status == 200 and b'"received":2' in following.body, following
-            assert time.monotonic() - started < 1.0
-    finally:
-        client.close()
+    for _ in range(3):
+        client.request_head(SCORE.format("open"), SMALL, headers={"x-stub-early": "1"})
+        assert client.answer().status == 200
+        client.send(b"x" * SMALL)
+        started = time.monotonic()
+        following = client.score()
+        assert following.status == 200 and b'"received":2' in following.body, following
+        assert time.monotonic() - started < 1.0
 
 
-def test_malformed_request_gets_400_close_and_a_clean_end(router: Router) -> None:
-    client = RawClient(router)
-    try:
-        client.send(b"NOT HTTP AT ALL\r\n\r\n")
-        rejected = client.answer()
-        assert rejected.status == 400 and rejected.closes, rejected
-        client.send(b"bytes sent before the client noticed the answer" * 1000)
-        assert client.ends_cleanly()
-    finally:
-        client.close()
+def test_malformed_request_gets_400_close_and_a_clean_end(client: RawClient) -> None:
+    client.send(b"NOT HTTP AT ALL\r\n\r\n")
+    rejected = client.answer()
+    assert rejected.status == 400 and rejected.closes, rejected
+    client.send(b"bytes sent before the client noticed the answer" * 1000)
+    assert client.ends_cleanly()
 
 
-def test_malformed_request_pipelined_behind_a_good_one_is_answered_after_it(router: Router) -> None:
-    client = RawClient(router)
-    try:
-        slow = b"POST /api/v1/endpoint/timing/score HTTP/1.1\r\nHost: r\r\nx-stub-delay-ms: 100\r\n" \
-               b"Content-Length: 2\r\n\r\n{}"
-        quick = b"GET /healthz HTTP/1.1\r\nHost: r\r\n\r\n"
-        client.send(slow + quick + b"NOT HTTP AT ALL\r\n\r\n")
-        first, second, third = client.answer(), client.answer(), client.answer()
-        assert first.status == 200 and b"slow" in first.body, first
-        assert second.status == 200 and b"ok" in second.body, second  # parsed before the error: answered
-        assert third.status == 400 and third.closes, third
-        assert client.ends_cleanly()
-    finally:
-        client.close()
+def test_malformed_request_pipelined_behind_a_good_one_is_answered_after_it(client: RawClient) -> None:
+    slow = b"POST /api/v1/endpoint/timing/score HTTP/1.1\r\nHost: r\r\nx-stub-delay-ms: 100\r\n" \
+           b"Content-Length: 2\r\n\r\n{}"
+    quick = b"GET /healthz HTTP/1.1\r\nHost: r\r\n\r\n"
+    client.send(slow + quick + b"NOT HTTP AT ALL\r\n\r\n")
+    first, second, third = client.answer(), client.answer(), client.answer()
+    assert first.status == 200 and b"slow" in first.body, first
+    assert second.status == 200 and b"ok" in second.body, second  # parsed before the error: answered
+    assert third.status == 400 and third.closes, third
+    assert client.ends_cleanly()
 
 
-def test_a_broken_chunked_body_cuts_its_request_short_with_400(router: Router) -> None:
-    client = RawClient(router)
-    try:
-        client.request_head(SCORE.format("open"), None, headers={"x-stub-delay-ms": "300"})
-        client.send(b"4\r\n{}{}\r\n")  # one good chunk: the request is on its way to the pod
-        time.sleep(0.1)
-        client.send(b"not-a-chunk-size\r\n")
-        broken = client.answer()
-        assert broken.status == 400 and broken.closes and b"malformed" in broken.body, broken
-        assert client.ends_cleanly()
-    finally:
-        client.close()
-    follow = RawClient(router)  # and the pod slot it held was given back
-    try:
+def test_a_broken_chunked_body_cuts_its_request_short_with_400(router: Router, client: RawClient) -> None:
+    client.request_head(SCORE.format("open"), None, headers={"x-stub-delay-ms": "300"})
+    client.send(b"4\r\n{}{}\r\n")  # one good chunk: the request is on its way to the pod
+    time.sleep(0.1)
+    client.send(b"not-a-chunk-size\r\n")
+    broken = client.answer()
+    assert broken.status == 400 and broken.closes and b"malformed" in broken.body, broken
+    assert client.ends_cleanly()
+    with RawClient(router) as follow:  # and the pod slot it held was given back
         assert follow.score().status == 200
-    finally:
-        client.close()
 
 
-def test_a_long_pipelined_burst_is_answered_whole_and_in_order(router: Router) -> None:
+def test_a_long_pipelined_burst_is_answered_whole_and_in_order(client: RawClient) -> None:
     """Answers made without waiting (404, 401) for requests pipelined in one write, then scored ones: each
     request starts when the one before has ended, never nested inside it (2,000 deep would overflow)."""
-    client = RawClient(router)
-    try:
-        refused = b"GET /api/v1/endpoint/nowhere/score HTTP/1.1\r\nHost: r\r\n\r\n"
-        client.send(refused * 2000)
-        assert [client.answer().status for _ in range(2000)] == [404] * 2000
-        scored = b"".join(b"POST /api/v1/endpoint/open/score HTTP/1.1\r\nHost: r\r\nx-request-id: n%d\r\n"
-                          b"Content-Length: 2\r\n\r\n{}" % i for i in range(200))
-        client.send(scored)
-        ids = [client.answer().headers["x-request-id"] for _ in range(200)]
-        assert ids == [f"n{i}" for i in range(200)]
-    finally:
-        client.close()
+    refused = b"GET /api/v1/endpoint/nowhere/score HTTP/1.1\r\nHost: r\r\n\r\n"
+    client.send(refused * 2000)
+    assert [client.answer().status for _ in range(2000)] == [404] * 2000
+    scored = b"".join(b"POST /api/v1/endpoint/open/score HTTP/1.1\r\nHost: r\r\nx-request-id: n%d\r\n"
+                      b"Content-Length: 2\r\n\r\n{}" % i for i in range(200))
+    client.send(scored)
+    ids = [client.answer().headers["x-request-id"] for _ in range(200)]
+    assert ids == [f"n{i}" for i in range(200)]
 
 
 def test_http_client_keeps_working_after_401_on_one_connection(router: Router) -> None:
@@ -335,10 +302,9 @@ def test_http_client_keeps_working_after_401_on_one_connection(router: Router) -
         conn.close()
 
 
-def test_a_slow_upload_refused_early_is_read_to_its_end(router: Router) -> None:
+def test_a_slow_upload_refused_early_is_read_to_its_end(client: RawClient) -> None:
     """A client still uploading when told to close gets time to finish sending (nginx's lingering close):
     its pieces, a little apart, are all read and dropped, then the stream ends cleanly."""
-    client = RawClient(router)
     errors: list[BaseException] = []
 
     def upload() -> None:
@@ -350,25 +316,18 @@ def test_a_slow_upload_refused_early_is_read_to_its_end(router: Router) -> None:
         except OSError as exc:
             errors.append(exc)
 
-    try:
-        client.request_head(SCORE.format("keyed"), LARGE)
-        assert client.answer().closes
-        sender = threading.Thread(target=upload)
-        sender.start()
-        assert client.ends_cleanly()
-        sender.join(10)
-        assert not errors
-    finally:
-        client.close()
+    client.request_head(SCORE.format("keyed"), LARGE)
+    assert client.answer().closes
+    sender = threading.Thread(target=upload)
+    sender.start()
+    assert client.ends_cleanly()
+    sender.join(10)
+    assert not errors
 
 
-def test_answers_on_a_connection_the_client_asked_to_close_end_cleanly(router: Router) -> None:
-    client = RawClient(router)
-    try:
-        client.request_head(SCORE.format("keyed"), SMALL, headers={"Connection": "close"})
-        early = client.answer()
-        assert early.status == 401 and early.closes
-        client.send(b"x" * SMALL)
-        assert client.ends_cleanly()
-    finally:
-        client.close()
+def test_answers_on_a_connection_the_client_asked_to_close_end_cleanly(client: RawClient) -> None:
+    client.request_head(SCORE.format("keyed"), SMALL, headers={"Connection": "close"})
+    early = client.answer()
+    assert early.status == 401 and early.closes
+    client.send(b"x" * SMALL)
+    assert client.ends_cleanly()
