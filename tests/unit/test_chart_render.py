@@ -144,6 +144,11 @@ def test_helm_lint_strict_passes(value_set: str) -> None:
         ("image.digest=latest", "at '/image/digest'"),
         ("webhook.defaultInstanceType.cpu=lots", "at '/webhook/defaultInstanceType/cpu'"),
         ("scheduler.markerResource=cpu", "at '/scheduler/markerResource'"),
+        (
+            "scheduler.extender.acceleratorResources[0]=fpga",
+            "at '/scheduler/extender/acceleratorResources/0'",
+        ),
+        ("scheduler.extender.metrics.port=80", "at '/scheduler/extender/metrics/port'"),
     ],
 )
 def test_values_schema_rejects_bad_values_with_the_path(setting: str, message: str) -> None:
@@ -542,6 +547,27 @@ def test_marker_resources_are_passed_to_the_extender_and_the_scheduler() -> None
     assert [a for a in args if a.startswith("--marker-resource")] == [
         "--marker-resource=ml.example/scheduled"
     ]
+
+
+def test_accelerators_and_the_metrics_listener_reach_the_extender_as_flags_it_accepts() -> None:
+    from extender.resources import Accelerators
+    from inferplane import cli
+
+    default = container(render("--set", "scheduler.enabled=true"), f"{FULLNAME}-scheduler", "extender")
+    assert "ports" not in default  # nothing listens off the pod unless asked
+    docs = render(
+        "--set", "scheduler.enabled=true", "--set", "scheduler.extender.metrics.enabled=true",
+        "--set", "scheduler.extender.acceleratorResources[0]=xilinx.com/fpga-*",
+        "--set", "scheduler.extender.acceleratorResources[1]=example.com/tpu",
+    )  # fmt: skip
+    sidecar = container(docs, f"{FULLNAME}-scheduler", "extender")
+    assert sidecar["ports"] == [{"name": "metrics", "containerPort": 9891, "protocol": "TCP"}]
+    # The probes still go to the loopback listener.
+    assert "127.0.0.1:8890/readyz" in sidecar["readinessProbe"]["exec"]["command"][-1]
+    args = cli.build_parser().parse_args(sidecar["args"])
+    assert (args.port, args.metrics_port, args.metrics_host) == (8890, 9891, "0.0.0.0")
+    assert args.accelerator_resource == ["xilinx.com/fpga-*", "example.com/tpu"]
+    assert "xilinx.com/fpga-u200" in Accelerators(args.accelerator_resource)
 
 
 def test_the_webhook_gets_the_default_instance_type_marker_and_global_node_selector() -> None:
