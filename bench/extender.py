@@ -2,10 +2,18 @@
 throughput with the real kube-scheduler with and without the extender.
 
     python bench/extender.py [--nodes 5000] [--pods 150000] [--iterations 300] [--no-scheduler]
+                             [--pod-json served|minimal] [--whole-list] [--process [--extender-from DIR]]
 
 Every figure is printed beside a baseline measured in the same run:
-  cache      memory the cache holds (tracemalloc, after the raw JSON is dropped) beside the size
-             of the raw pod and node JSON it was built from;
+  cache      the cache filled the way the extender fills it (its Reflectors, LIST in pages of 500,
+             each object made a record as it arrives): what it holds, and the peak while listing
+             (tracemalloc), beside the size of the JSON it was built from and, with --whole-list,
+             beside the peak of a LIST whose objects stay whole until the end (the code before
+             the reflector's transform). Pods are JSON as a cluster serves them (`fixtures.served`,
+             ~7 KB each) or, with --pod-json minimal, the bare fields placement reads (~0.6 KB);
+  process    with --process: the resident memory of a real `inferplane extender` (gunicorn master
+             and worker) once it has listed the same cluster from a stand-in apiserver on loopback:
+             what the chart's memory limit must hold;
   handler    server-side time of /filter and /prioritize (parse, decide, encode: `Extender.answer`,
              what the request-duration histogram records), beside the Python floor for the same
              body: `orjson.loads` of it and `orjson.dumps` of its node names;
@@ -15,8 +23,9 @@ Every figure is printed beside a baseline measured in the same run:
              configuration, beside the same configuration without the extender, and beside stock
              defaults (adaptive node sampling), on the same nodes.
 Targets (issue 4): filter p99 <= 2 ms and prioritize p99 <= 4 ms server-side at 5,000 nodes;
-cache <= 500 MB; throughput with the extender >= 0.5 of without. Nothing here asserts: the box is
-shared, so read p99s beside their baselines.
+cache <= 500 MB; the extender process within the chart's limit (scheduler.extender.resources);
+throughput with the extender >= 0.5 of without. Nothing here asserts: the box is shared, so read
+p99s beside their baselines.
 """
 
 from __future__ import annotations
@@ -28,12 +37,15 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import tracemalloc
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 sys.path[0] = str(Path(__file__).resolve().parent.parent)  # the repository, not bench/
@@ -43,9 +55,10 @@ import orjson  # noqa: E402
 from extender import fixtures as fx  # noqa: E402
 from extender.config import Settings  # noqa: E402
 from extender.server import Extender, create_app  # noqa: E402
-from extender.service import freeze_after  # noqa: E402
+from extender.service import NODES, PODS, freeze_after  # noqa: E402
 from extender.state import ClusterState  # noqa: E402
 from inferplane.metrics import Registry  # noqa: E402
+from inferplane.reflector import Reflector  # noqa: E402
 
 ZONES = ("z1", "z2", "z3")
 
@@ -71,30 +84,94 @@ def nodes(count: int) -> list[dict[str, Any]]:
     return out
 
 
-def pods(count: int, node_count: int) -> Iterator[dict[str, Any]]:
+def pods(count: int, node_count: int, start: int = 0, end: int | None = None) -> Iterator[dict[str, Any]]:
     """Bound pods spread evenly; on GPU nodes the first few hold one GPU each (1-3 of them, so some
-    GPUs stay free); every pod belongs to one of count/50 Deployments."""
-    per_node: dict[int, int] = {}
-    for j in range(count):
+    GPUs stay free); every pod belongs to one of count/50 Deployments. `start`/`end`: a slice of
+    them, made without the ones before (a LIST page)."""
+    for j in range(start, count if end is None else end):
         i = j % node_count
-        seen = per_node[i] = per_node.get(i, 0) + 1
+        seen = j // node_count + 1  # pods on node i so far, this one included
         gpus = 1 if i % 5 == 0 and seen <= 1 + i % 3 else 0
         yield fx.pod(f"p-{j}", node_name=node_name(i), deployment=f"d-{j % max(count // 50, 1)}", gpus=gpus)
 
 
-def load(node_count: int, pod_count: int) -> tuple[ClusterState, dict[str, float]]:
-    """Build the cache as the reflectors would, measuring what it holds once the raw JSON is gone."""
-    gc.collect()
-    tracemalloc.start()  # before the raw JSON exists: the cache keeps some of its strings
-    raw_nodes = nodes(node_count)
-    raw_pods = list(pods(pod_count, node_count))
-    raw_mb = (len(orjson.dumps(raw_nodes)) + sum(len(orjson.dumps(p)) for p in raw_pods)) / 2**20
-    started = time.perf_counter()
+def render(objs: Iterable[dict[str, Any]], served: bool) -> list[bytes]:
+    """Each object's JSON, as the apiserver would serve it (pods `fixtures.served` unless minimal)."""
+    if served:
+        return [orjson.dumps(fx.served(obj, seq=i)) for i, obj in enumerate(objs)]
+    return [orjson.dumps(obj) for obj in objs]
+
+
+class PagedLists:
+    """Stands in for the KubeClient of the Reflectors: a LIST answers pages of pre-rendered JSON, a
+    WATCH stays silent until the reflector stops. The JSON exists before the measurement starts, so
+    tracemalloc counts what the reflector and the cache allocate, nothing of the stand-in."""
+
+    def __init__(self, collections: dict[str, list[bytes]]) -> None:
+        self._collections = collections
+
+    def get(self, path: str, params: dict[str, Any], *, timeout: float, stream: bool = False) -> Any:
+        if params.get("watch"):
+            return _SilentWatch()
+        objs = self._collections[path]
+        start, end, meta = page_bounds(params, len(objs))
+        return SimpleNamespace(data=b'{"metadata":%s,"items":[%s]}' % (meta, b",".join(objs[start:end])))
+
+
+def page_bounds(params: dict[str, Any], count: int) -> tuple[int, int, bytes]:
+    """Which of `count` objects a LIST with `limit`/`continue` gets, and the list's metadata JSON
+    (the continue token is the next index)."""
+    start = int(params.get("continue") or 0)
+    end = min(start + int(params.get("limit") or count), count)
+    return start, end, b'{"resourceVersion":"1"%s}' % (b',"continue":"%d"' % end if end < count else b"")
+
+
+class _SilentWatch:
+    def __init__(self) -> None:
+        self._closed = threading.Event()
+
+    def stream(self, amount: int) -> Iterator[bytes]:
+        self._closed.wait()
+        return iter(())
+
+    def shutdown(self) -> None:
+        self._closed.set()
+
+    close = release_conn = shutdown
+
+
+def load(
+    node_count: int, pod_count: int, served: bool = True, whole: bool = False
+) -> tuple[ClusterState, dict[str, float]]:
+    """Fill a cache through the Reflectors, as the extender does, measuring the peak while the
+    LISTs run and what the cache holds after. `whole`: the LIST keeps every object as parsed until
+    its last page and the cache is built from the dicts (what the extender did before `transform`)."""
+    collections = {NODES: render(nodes(node_count), False), PODS: render(pods(pod_count, node_count), served)}
+    raw_mb = sum(len(obj) for objs in collections.values() for obj in objs) / 2**20
+    client = PagedLists(collections)
     state = ClusterState()
-    freeze_after(state.replace_nodes)(raw_nodes)
-    freeze_after(state.replace_pods)(raw_pods)
+    if whole:
+        wiring: list[dict[str, Any]] = [
+            {"on_replace": freeze_after(state.replace_nodes), "on_event": state.node_event},
+            {"on_replace": freeze_after(state.replace_pods), "on_event": state.pod_event},
+        ]
+    else:
+        wiring = [
+            {"transform": state.node_record, "on_replace": freeze_after(state.replace_node_records),
+             "on_event": state.node_record_event},
+            {"transform": state.pod_record, "on_replace": freeze_after(state.replace_pod_records),
+             "on_event": state.pod_record_event},
+        ]  # fmt: skip
+    gc.collect()
+    tracemalloc.start()
+    started = time.perf_counter()
+    for path, callbacks in zip((NODES, PODS), wiring, strict=True):
+        reflector = Reflector(client, path, **callbacks)  # type: ignore[arg-type]
+        reflector.start()
+        reflector.wait_synced()
+        reflector.stop()
     seconds = time.perf_counter() - started
-    del raw_nodes, raw_pods
+    del client, collections
     gc.collect()
     held, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -105,6 +182,26 @@ def load(node_count: int, pod_count: int) -> tuple[ClusterState, dict[str, float
         "raw_json_mb": raw_mb,
         "load_s": seconds,
     }
+
+
+def cache_figures(node_count: int, pod_count: int, served: bool, whole: bool) -> ClusterState:
+    before = None
+    if whole:
+        _, before = load(node_count, pod_count, served, whole=True)
+        gc.collect()
+    state, cache = load(node_count, pod_count, served)
+    print(
+        f"cache ({'served' if served else 'minimal'} pod JSON, paged LIST, records): "
+        f"{cache['cache_mb']:.0f} MB held for {state.sizes()}; peak while listing {cache['peak_mb']:.0f} MB "
+        f"| JSON listed {cache['raw_json_mb']:.0f} MB; built in {cache['load_s']:.1f} s"
+    )
+    if before is not None:
+        print(
+            f"  before (LIST kept whole, cache built from the dicts): peak {before['peak_mb']:.0f} MB, "
+            f"held {before['cache_mb']:.0f} MB, built in {before['load_s']:.1f} s; "
+            f"peak paged/whole {cache['peak_mb'] / before['peak_mb']:.2f}"
+        )
+    return state
 
 
 # ---- timing -------------------------------------------------------------------------------------
@@ -170,7 +267,7 @@ def serve(port: int, node_count: int, pod_count: int) -> None:
     """Child process: the extender under gunicorn, its cache filled with the synthetic cluster."""
     from inferplane import serving
 
-    state, _ = load(node_count, pod_count)
+    state, _ = load(node_count, pod_count, served=False)  # what placement reads is the same either way
     extender = Extender(state, Settings(), Registry())
     settings = serving.ServerSettings(
         name="extender", port=port, host="127.0.0.1", threads=4, access_log=False
@@ -231,6 +328,123 @@ def http_figures(node_count: int, pod_count: int, iterations: int) -> None:
     finally:
         child.terminate()
         child.wait(30)
+
+
+# ---- the real process: what the chart's memory limit must hold ----------------------------------
+
+
+class StandInApiserver:
+    """LIST pages of the synthetic cluster over HTTP, rendered as each is asked for; a WATCH is
+    held open without events until it times out or the stand-in stops."""
+
+    def __init__(self, node_count: int, pod_count: int, served: bool) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qsl, urlsplit
+
+        counts = {NODES: node_count, PODS: pod_count}
+        stopped = self.stopped = threading.Event()
+
+        def page(path: str, start: int, end: int) -> list[dict[str, Any]]:
+            if path == NODES:
+                return nodes(node_count)[start:end]
+            made = pods(pod_count, node_count, start, end)
+            return [fx.served(pod, seq=start + i) for i, pod in enumerate(made)] if served else list(made)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                query = dict(parse_qsl(parts.query))
+                if query.get("watch") == "true":
+                    self.send_response(200)
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    stopped.wait(float(query.get("timeoutSeconds", "300")))
+                    self.wfile.write(b"0\r\n\r\n")
+                    return
+                start, end, meta = page_bounds(query, counts[parts.path])
+                body = b'{"metadata":%s,"items":%s}' % (meta, orjson.dumps(page(parts.path, start, end)))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.server.shutdown()
+
+
+def _proc_mb(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM (its peak) of a process, and its PSS (shared pages split among sharers)."""
+    figures = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            figures[key] = int(value.split()[0]) / 1024
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            figures["Pss"] = int(line.split()[1]) / 1024
+    return figures
+
+
+def process_figures(node_count: int, pod_count: int, served: bool, code: Path | None) -> None:
+    """Resident memory of `inferplane extender` once it has listed the cluster (from `code`, another
+    checkout, when given: to measure the same figures before a change)."""
+    from inferplane.localcluster.process import free_port
+
+    apiserver = StandInApiserver(node_count, pod_count, served)
+    workdir = Path(tempfile.mkdtemp(prefix="inferplane-bench-extender-"))
+    kubeconfig = workdir / "kubeconfig"
+    kubeconfig.write_text(
+        f"apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: c, cluster: {{server: '{apiserver.url}'}}}}]\n"
+        f"users: [{{name: u, user: {{token: t}}}}]\n"
+        f"contexts: [{{name: c, context: {{cluster: c, user: u}}}}]\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(code)) if code else None
+    port = free_port()
+    command = [sys.executable, "-m", "inferplane.cli", "extender", "--kubeconfig", str(kubeconfig),
+               "--port", str(port), "--log-level", "warning"]  # fmt: skip
+    with (workdir / "extender.log").open("wb") as output:
+        master = subprocess.Popen(command, env=env, cwd=code or None, stdout=output, stderr=output)
+    started = time.monotonic()
+    try:
+        while True:
+            try:
+                if _ready(port):
+                    break
+            except OSError:
+                pass
+            if master.poll() is not None or time.monotonic() - started > 1800:
+                raise RuntimeError(f"extender did not turn ready; see {workdir / 'extender.log'}")
+            time.sleep(1)
+        ready_s = time.monotonic() - started
+        time.sleep(2)
+        children = Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()
+        main, (worker,) = _proc_mb(master.pid), [_proc_mb(int(pid)) for pid in children]
+    finally:
+        master.terminate()
+        master.wait(60)
+        apiserver.stop()
+    print(
+        f"  {'served' if served else 'minimal'} pod JSON{f' (code from {code})' if code else ''}: "
+        f"ready in {ready_s:.0f} s; worker peak RSS {worker['VmHWM']:.0f} MB (now {worker['VmRSS']:.0f}, "
+        f"PSS {worker['Pss']:.0f}); master RSS {main['VmRSS']:.0f} MB (PSS {main['Pss']:.0f}); "
+        f"pod peak <= {worker['VmHWM'] + main['Pss']:.0f} MB (worker peak + master PSS)"
+    )
 
 
 # ---- with the real kube-scheduler ---------------------------------------------------------------
@@ -378,6 +592,26 @@ def main() -> None:
     parser.add_argument("--no-http", action="store_true")
     parser.add_argument("--bind-verb", action="store_true", help="add bindVerb: bind to the shipped config")
     parser.add_argument("--no-scheduler", action="store_true")
+    parser.add_argument(
+        "--pod-json",
+        choices=("served", "minimal"),
+        default="served",
+        help="pods as a cluster serves them (~7 KB JSON, default) or only the fields placement reads",
+    )
+    parser.add_argument(
+        "--whole-list",
+        action="store_true",
+        help="also measure a LIST kept whole until its end (the extender before the reflector's transform)",
+    )
+    parser.add_argument(
+        "--process", action="store_true", help="the resident memory of a real extender process"
+    )
+    parser.add_argument(
+        "--extender-from",
+        type=Path,
+        metavar="DIR",
+        help="with --process: run the extender from this checkout (a before/after comparison)",
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -387,13 +621,12 @@ def main() -> None:
         f"extender bench: {args.nodes} nodes, {args.pods} pods, {os.cpu_count()} cores, "
         f"load average {os.getloadavg()[0]:.1f} (a shared box: read p99s beside their floors)"
     )
+    served = args.pod_json == "served"
+    if args.process:
+        print("the extender process (a stand-in apiserver serves the same cluster in pages):")
+        process_figures(args.nodes, args.pods, served, args.extender_from)
     if not args.no_handler:
-        state, cache = load(args.nodes, args.pods)
-        print(
-            f"cache: {cache['cache_mb']:.0f} MB held for {state.sizes()} "
-            f"| raw JSON it was built from {cache['raw_json_mb']:.0f} MB; built in {cache['load_s']:.1f} s; "
-            f"peak while the listed objects were alive {cache['peak_mb']:.0f} MB"
-        )
+        state = cache_figures(args.nodes, args.pods, served, args.whole_list)
         extender = Extender(state, Settings(), Registry())
         print("handler (server-side):")
         all_names = [node_name(i) for i in range(args.nodes)]
