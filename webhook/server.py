@@ -317,7 +317,10 @@ def _service_builder(args: argparse.Namespace, config: InjectionConfig) -> Calla
     from inferplane import kube
     from webhook.cluster import ClusterFeed
 
-    client = kube.connect(args.kubeconfig)  # UserError when there is no cluster to reach
+    client = kube.connect(  # UserError when there is no cluster to reach
+        args.kubeconfig,
+        hint="run it in a pod, pass --kubeconfig FILE, or serve a directory of manifests with --catalog DIR",
+    )
 
     def build() -> serving.Service:
         feed = ClusterFeed(client, Catalog(default))

@@ -227,3 +227,21 @@ def test_bad_settings_are_refused_offline_as_by_the_webhook(capsys: pytest.Captu
     code, _, err = run(capsys, "inject", "-f", EXAMPLE, "--catalog", CATALOG, "--default-cpu", "lots")
     assert code == 2
     assert 'default instance type cpu "lots" must be a quantity above zero' in err
+
+
+def test_the_webhook_without_a_cluster_names_catalog_as_a_way_out(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inferplane import kube
+    from inferplane.localcluster.pki import CertificateAuthority
+
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    monkeypatch.setattr(kube.k8s_config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(tmp_path / "absent"))
+    creds = CertificateAuthority(tmp_path).issue_loopback_server("webhook", "webhook")
+    code, _, err = run(
+        capsys, "webhook", "--tls-cert-file", str(creds.cert_file), "--tls-key-file", str(creds.key_file)
+    )
+    assert code == 2
+    assert err.startswith("inferplane webhook: cannot reach a cluster")
+    assert err.rstrip().endswith("or serve a directory of manifests with --catalog DIR")
