@@ -7,9 +7,8 @@ from collections.abc import Mapping
 from inferplane.errors import Denied
 from instance_types.default import DEFAULT_NAME
 from instance_types.instance_type import InstanceType
-from instance_types.resource_names import is_gpu_resource
 
-__all__ = ["is_gpu_resource", "resolve"]
+__all__ = ["resolve"]
 
 
 def resolve(name: str | None, defined: Mapping[str, InstanceType], default: InstanceType) -> InstanceType:

@@ -1,4 +1,4 @@
-"""Which resource names a container may carry, and which count as accelerators.
+"""Which resource names a container may carry.
 
 Mirrors Kubernetes' own helpers (`IsExtendedResourceName`, `IsStandardContainerResourceName` in
 pkg/apis/core/helper and validation): a name the apiserver would refuse in a pod must be refused
@@ -44,17 +44,6 @@ def is_extended_resource(name: str) -> bool:
         and not name.startswith("requests.")
         and is_qualified_name(f"requests.{name}")
     )
-
-
-def is_gpu_resource(name: str) -> bool:
-    """Whether a resource is an accelerator: `nvidia.com/gpu`, `amd.com/gpu`, `gpu.intel.com/i915`,
-    `nvidia.com/mig-1g.5gb`, and in general every extended resource.
-
-    Kubernetes gives every extended resource the same rules (whole numbers, limit only, request
-    equal to limit), and a node that advertises one is a special machine the scheduler should
-    keep ordinary pods off; so one definition serves validation and placement alike.
-    """
-    return is_extended_resource(name)
 
 
 def is_container_resource(name: str) -> bool:

@@ -7,7 +7,7 @@ import pytest
 from inferplane.errors import Denied
 from instance_types.default import DEFAULT_NAME, builtin_default
 from instance_types.instance_type import InstanceType, InvalidInstanceType
-from instance_types.resolve import is_gpu_resource, resolve
+from instance_types.resolve import resolve
 from instance_types.resource_names import is_container_resource, is_extended_resource, is_native_resource
 
 RESOURCES = {"cpu": "1", "memory": "1Gi"}
@@ -71,8 +71,8 @@ def test_denial_lists_the_default_once_even_when_it_is_a_cr() -> None:
     "name",
     ["nvidia.com/gpu", "amd.com/gpu", "gpu.intel.com/i915", "nvidia.com/mig-1g.5gb", "example.com/fpga"],
 )
-def test_extended_resources_are_gpu_like(name: str) -> None:
-    assert is_gpu_resource(name) and is_extended_resource(name) and is_container_resource(name)
+def test_device_plugin_resources_are_extended(name: str) -> None:
+    assert is_extended_resource(name) and is_container_resource(name)
     assert not is_native_resource(name)
 
 
@@ -87,8 +87,8 @@ def test_extended_resources_are_gpu_like(name: str) -> None:
         "requests.nvidia.com/gpu",
     ],
 )
-def test_native_resources_are_not_gpus(name: str) -> None:
-    assert not is_gpu_resource(name)
+def test_native_resources_are_not_extended(name: str) -> None:
+    assert not is_extended_resource(name)
 
 
 @pytest.mark.parametrize(
