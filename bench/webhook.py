@@ -1,6 +1,6 @@
 """Webhook reviews/s and server-side latency, beside a no-op handler under the same gunicorn settings.
 
-    python bench/webhook.py [--rounds 3] [--seconds 4] [--rate 500] [--threads 8] [--connections 16]
+    python bench/webhook.py [--rounds 3] [--seconds 4] [--rate 500] [--threads 4] [--connections 16]
 
 All on loopback, all stopping by themselves. Three servers with identical gunicorn settings
 (1 worker, gthread, TLS, keep-alive, JSON access log) are started side by side:
@@ -292,7 +292,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0, help="offered reviews/s for the latency run")
     parser.add_argument("--connections", type=int, default=16, help="for the peak run")
     parser.add_argument("--paced-connections", type=int, default=8, help="for the paced run")
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=4, help="as `inferplane webhook` (default 4)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--no-bare", action="store_true", help="skip the bare WSGI baseline")
     # Internal: run one server.
