@@ -12,7 +12,6 @@ and the work directory removed, unless --keep.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import http.client
 import json
@@ -36,7 +35,7 @@ from demo.decisions import DecisionRecorder
 from demo.kubelet import Kubelet
 from demo.report import Answer, Outcome, summarise
 from demo.show import describe_pod, format_outcome, format_pod, shares
-from demo.webhooks import webhook_configurations
+from demo.webhooks import RenderError, webhook_configurations
 from inferplane.localcluster import build
 from inferplane.localcluster.controlplane import ControlPlane
 from inferplane.localcluster.process import ManagedProcess, free_port
@@ -134,12 +133,14 @@ class Demo:
             self._clean_up(running)
 
     def _run(self, running: Running) -> None:
-        with self.step("Kubernetes binaries (built from pinned Go modules on the first run, then cached)"):
+        with self.step("Kubernetes binaries and helm (built from pinned Go modules on the first run, then cached)"):  # noqa: E501
             try:
                 binaries = build.ensure_kubernetes()
+                self.helm = build.ensure_helm()  # renders the chart's webhook configurations
             except build.BuildError as exc:
-                raise StepFailed(f"cannot build the Kubernetes binaries: {exc}") from exc
+                raise StepFailed(f"cannot build the Kubernetes binaries or helm: {exc}") from exc
             self.detail(f"{build.KUBERNETES.version()}: {binaries['kube-apiserver'].parent}")
+            self.detail(f"helm {build.HELM.version()}: {self.helm}")
 
         with self.step("Control plane on loopback: etcd, kube-apiserver, kube-controller-manager"):
             cp = ControlPlane(running.workdir / "control-plane", binaries)
@@ -309,10 +310,11 @@ class Demo:
         self._wait_http(
             child, f"https://127.0.0.1:{port}/readyz", ssl.create_default_context(cafile=str(cp.ca_file))
         )
-        ca = base64.b64encode(cp.ca.cert_pem).decode()
-        cp.kubectl(
-            "apply", "-f", "-", input=json.dumps(webhook_configurations(f"https://127.0.0.1:{port}", ca))
-        )
+        try:
+            configurations = webhook_configurations(self.helm, f"https://127.0.0.1:{port}", cp.ca.cert_pem)
+        except RenderError as exc:
+            raise StepFailed(str(exc)) from exc
+        cp.kubectl("apply", "-f", "-", input=json.dumps(configurations))
         self.detail(f"https://127.0.0.1:{port}: /mutate-pod (fail closed), /validate-workload (advice)")
 
     def _start_scheduler(self, running: Running) -> None:

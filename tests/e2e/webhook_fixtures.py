@@ -18,7 +18,6 @@ sidecar, a GPU plugin) for the reinvocation tests.
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import ssl
 import sys
@@ -35,10 +34,11 @@ import yaml
 from kubernetes import client as k8s
 from prometheus_client.parser import text_string_to_metric_families
 
+from demo.webhooks import point_at_loopback, render_chart_webhooks
 from inferplane.localcluster.controlplane import ControlPlane
 from inferplane.localcluster.process import ManagedProcess, free_port, wait_for
 
-from .helpers import CHART, REPO, bare_pod, helm, iris_registration
+from .helpers import REPO, bare_pod, iris_registration
 
 MUTATING_WEBHOOK = "mutate-pod.inferplane.ml.example"
 VALIDATING_WEBHOOK = "validate-workload.inferplane.ml.example"
@@ -136,40 +136,6 @@ def injection_gaps(pod: Mapping[str, Any]) -> list[str]:
 # ---- the chart's webhook configurations -------------------------------------------------------------
 
 
-def chart_webhook_configurations(helm_binary: Path, cp: ControlPlane, release: str) -> list[dict[str, Any]]:
-    """The chart's Mutating- and ValidatingWebhookConfiguration, rendered by the real helm."""
-    rendered = helm(
-        helm_binary, cp, "template", release, str(CHART), "--namespace", "inferplane-system",
-        "--show-only", "templates/webhook/mutatingwebhook.yaml",
-        "--show-only", "templates/webhook/validatingwebhook.yaml",
-    ).stdout  # fmt: skip
-    configs = [doc for doc in yaml.safe_load_all(rendered) if doc]
-    kinds = sorted(c["kind"] for c in configs)
-    assert kinds == ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"], kinds
-    return configs
-
-
-def point_at_loopback(
-    config: Mapping[str, Any], *, name: str, base_url: str, ca_pem: bytes, scope: Mapping[str, str]
-) -> dict[str, Any]:
-    """`config` calling `base_url` instead of the chart's Service, for namespaces labelled `scope`.
-
-    Everything else (rules, failurePolicy, reinvocationPolicy, matchConditions, timeouts, the
-    chart's namespace exclusions) is left exactly as rendered.
-    """
-    rewritten = copy.deepcopy(dict(config))
-    rewritten["metadata"]["name"] = name
-    for webhook in rewritten["webhooks"]:
-        path = webhook["clientConfig"]["service"]["path"]
-        webhook["clientConfig"] = {
-            "url": f"{base_url}{path}",
-            "caBundle": base64.b64encode(ca_pem).decode(),
-        }
-        selector = webhook.setdefault("namespaceSelector", {})
-        selector["matchLabels"] = {**selector.get("matchLabels", {}), **scope}
-    return rewritten
-
-
 # ---- our webhook, as a local process ---------------------------------------------------------------
 
 
@@ -250,7 +216,7 @@ class WebhookEnv:
                 config, name=self.config_name, base_url=self.webhook.base_url,
                 ca_pem=cp.ca.cert_pem, scope=self.scope,
             )
-            for config in chart_webhook_configurations(helm_binary, cp, f"e2e-{self.run}")
+            for config in render_chart_webhooks(helm_binary, f"e2e-{self.run}")
         ]  # fmt: skip
         self.core = k8s.CoreV1Api(cp.api())
         self._created_types: list[str] = []

@@ -748,3 +748,28 @@ def test_kind_values_render_and_match_the_kind_cluster() -> None:
     volume = next(d for d in yaml.safe_load_all(storage) if d and d["kind"] == "PersistentVolume")
     local_path = volume["spec"]["local"]["path"]
     assert all(m["containerPath"] == local_path for n in workers for m in n["extraMounts"])
+
+
+
+def test_a_local_run_registers_the_charts_webhooks_calling_its_own_url() -> None:
+    """`inferplane demo` and the e2e tests register what `helm install` would, except where the
+    apiserver calls: a URL on loopback with its CA instead of the chart's Service."""
+    from demo.webhooks import point_at_loopback, render_chart_webhooks, webhook_configurations
+
+    applied = webhook_configurations(helm_path(), "https://127.0.0.1:9443", b"PEM")["items"]
+    for config in applied:
+        chart = find(render(), config["kind"])
+        for ours, theirs in zip(config["webhooks"], chart["webhooks"], strict=True):
+            assert ours["clientConfig"] == {
+                "url": "https://127.0.0.1:9443" + theirs["clientConfig"]["service"]["path"],
+                "caBundle": base64.b64encode(b"PEM").decode(),
+            }
+            assert {**ours, "clientConfig": None} == {**theirs, "clientConfig": None}
+        assert config["metadata"]["name"] == "inferplane-demo"
+    scoped = point_at_loopback(
+        render_chart_webhooks(helm_path(), RELEASE)[0], name="e2e", base_url="https://x", ca_pem=b"",
+        scope={"e2e-run": "1"},
+    )  # fmt: skip
+    selector = scoped["webhooks"][0]["namespaceSelector"]
+    assert selector["matchLabels"] == {"e2e-run": "1"}
+    assert selector["matchExpressions"]  # the chart's exclusions (kube-system, its own namespace) kept
