@@ -91,17 +91,34 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(url: str, seconds: float, connections: int, workdir: Path, rate: float | None = None,
-        pid: int | None = None) -> Result:
+def wrk(
+    url: str,
+    seconds: float,
+    connections: int,
+    workdir: Path,
+    rate: float | None = None,
+    pid: int | None = None,
+) -> Result:
     pacing = PACING % (connections * 1000.0 / rate) if rate else ""
     script = workdir / f"wrk-{free_port()}.lua"
     script.write_text(WRK_SCRIPT % {"body": BODY, "key": KEY, "pacing": pacing})
     cpu_before = cpu_seconds(pid) if pid else 0.0
     started = time.monotonic()
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script),
-         url],
-        check=True, capture_output=True, text=True, timeout=seconds + 30,
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
     ).stdout
     wall = time.monotonic() - started
     cores = (cpu_seconds(pid) - cpu_before) / wall if pid else None
@@ -144,10 +161,14 @@ def serve_aiohttp(port: int, upstreams: list[str]) -> None:
             if request.headers.get("Authorization") != bearer:
                 return web.Response(status=401)
             upstream = upstreams[0] if random.random() < 0.9 else upstreams[1]
-            async with session.post(f"http://{upstream}/score", data=await request.read(),
-                                    headers={"Content-Type": "application/json"}) as answer:
-                return web.Response(status=answer.status, body=await answer.read(),
-                                    content_type="application/json")
+            async with session.post(
+                f"http://{upstream}/score",
+                data=await request.read(),
+                headers={"Content-Type": "application/json"},
+            ) as answer:
+                return web.Response(
+                    status=answer.status, body=await answer.read(), content_type="application/json"
+                )
 
         server = web.Server(handler)
         runner = web.ServerRunner(server)
@@ -166,9 +187,11 @@ def report(
 ) -> None:
     per_core = f"{peak.per_core:9.0f}" if peak.per_core else "        -"
     ratio = f"{peak.per_core / haproxy_per_core:6.2f}" if peak.per_core and haproxy_per_core else "     -"
-    print(f"{name:<18}{peak.rps:10.0f}{(peak.cpu_cores or 0):8.2f}{per_core}{ratio}"
-          f"{half.p50_ms:9.2f}{half.p99_ms:9.2f}{half.p50_ms - direct_half.p50_ms:+10.2f}"
-          f"{half.p99_ms - direct_half.p99_ms:+10.2f}")
+    print(
+        f"{name:<18}{peak.rps:10.0f}{(peak.cpu_cores or 0):8.2f}{per_core}{ratio}"
+        f"{half.p50_ms:9.2f}{half.p99_ms:9.2f}{half.p50_ms - direct_half.p50_ms:+10.2f}"
+        f"{half.p99_ms - direct_half.p99_ms:+10.2f}"
+    )
 
 
 def _load(averages: tuple[float, float, float]) -> str:
@@ -194,10 +217,29 @@ def main() -> int:
     blue, green = start_stub("127.0.0.2", "blue"), start_stub("127.0.0.3", "green")
     processes: list[Process] = [blue, green]
     try:
-        router = start_router({"endpoints": {"bench": {"keys": {"primary": KEY}, "deployments": {
-            "blue": {"traffic": 90, "max-concurrent-requests-per-pod": 256, "backends": [blue.address]},
-            "green": {"traffic": 10, "max-concurrent-requests-per-pod": 256, "backends": [green.address]},
-        }}}}, workdir, ["--log-level", "warning"])
+        router = start_router(
+            {
+                "endpoints": {
+                    "bench": {
+                        "keys": {"primary": KEY},
+                        "deployments": {
+                            "blue": {
+                                "traffic": 90,
+                                "max-concurrent-requests-per-pod": 256,
+                                "backends": [blue.address],
+                            },
+                            "green": {
+                                "traffic": 10,
+                                "max-concurrent-requests-per-pod": 256,
+                                "backends": [green.address],
+                            },
+                        },
+                    }
+                }
+            },
+            workdir,
+            ["--log-level", "warning"],
+        )
         processes.append(router)
         haproxy = start_haproxy(blue.address, green.address, workdir)
         processes.append(haproxy)
@@ -217,19 +259,25 @@ def main() -> int:
         rate = peaks["inferplane router"].rps / 2
         halves = {name: wrk(url, s, 16, workdir, rate=rate, pid=pid) for name, (url, pid) in targets.items()}
         cores = Path("/proc/cpuinfo").read_text().count("processor")
-        print(f"\nrouter benchmark: wrk 1 thread, {c} connections, {s:.0f} s per run, 90/10 split + key "
-              f"check; half load = {rate:.0f} req/s over 16 connections; {cores} cores")
+        print(
+            f"\nrouter benchmark: wrk 1 thread, {c} connections, {s:.0f} s per run, 90/10 split + key "
+            f"check; half load = {rate:.0f} req/s over 16 connections; {cores} cores"
+        )
         # Everything here shares the box with whatever else runs on it: say how busy it was.
         print(f"load average (1, 5, 15 min) at start {_load(load_before)}, at end {_load(os.getloadavg())}\n")
-        print(f"{'target':<18}{'peak r/s':>10}{'cores':>8}{'r/s/core':>9}{'xHAP':>6}"
-              f"{'p50 ms':>9}{'p99 ms':>9}{'+p50 ms':>10}{'+p99 ms':>10}")
+        print(
+            f"{'target':<18}{'peak r/s':>10}{'cores':>8}{'r/s/core':>9}{'xHAP':>6}"
+            f"{'p50 ms':>9}{'p99 ms':>9}{'+p50 ms':>10}{'+p99 ms':>10}"
+        )
         hap = peaks["haproxy"].per_core
         for name in targets:
             report(name, peaks[name], halves[name], halves["direct (scorer)"], hap)
         ours = peaks["inferplane router"]
-        print(f"\ntargets: >= 5000 r/s/core: {ours.per_core:.0f}; added p99 <= 2 ms at half load: "
-              f"{halves['inferplane router'].p99_ms - halves['direct (scorer)'].p99_ms:+.2f} ms; "
-              f">= 0.2 x HAProxy per core: {(ours.per_core or 0) / (hap or 1):.2f}")
+        print(
+            f"\ntargets: >= 5000 r/s/core: {ours.per_core:.0f}; added p99 <= 2 ms at half load: "
+            f"{halves['inferplane router'].p99_ms - halves['direct (scorer)'].p99_ms:+.2f} ms; "
+            f">= 0.2 x HAProxy per core: {(ours.per_core or 0) / (hap or 1):.2f}"
+        )
     finally:
         for process in reversed(processes):
             process.stop()

@@ -133,7 +133,9 @@ class Demo:
             self._clean_up(running)
 
     def _run(self, running: Running) -> None:
-        with self.step("Kubernetes binaries and helm (built from pinned Go modules on the first run, then cached)"):  # noqa: E501
+        with self.step(
+            "Kubernetes binaries and helm (built from pinned Go modules on the first run, then cached)"
+        ):
             try:
                 binaries = build.ensure_kubernetes()
                 self.helm = build.ensure_helm()  # renders the chart's webhook configurations

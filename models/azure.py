@@ -144,9 +144,7 @@ def files_from_azure(
 
     dependencies = top.get("Dependency") or []
     if not isinstance(dependencies, list):
-        where.fail(
-            "Dependency", f"expected a list, got {describe(dependencies)}", "write [] or a list"
-        )
+        where.fail("Dependency", f"expected a list, got {describe(dependencies)}", "write [] or a list")
     code = []
     for index, value in enumerate(dependencies):
         path, target, unpack = _entry(

@@ -88,9 +88,7 @@ def registration_id(configmap: Mapping[str, Any]) -> tuple[str, str] | None:
 def parse_registration(configmap: Mapping[str, Any]) -> Registration:
     """Parse a registration ConfigMap; raises InvalidRegistration naming the ConfigMap."""
     if not isinstance(configmap, Mapping):
-        raise InvalidRegistration(
-            f"a registration must be a ConfigMap object, got {describe(configmap)}"
-        )
+        raise InvalidRegistration(f"a registration must be a ConfigMap object, got {describe(configmap)}")
     metadata = configmap.get("metadata")
     if not isinstance(metadata, Mapping):
         metadata = {}

@@ -71,18 +71,29 @@ class RouterApp:
         if options.tls_cert_file and options.tls_key_file:
             from router.tls import RotatingCertificate
 
-            self.certificate = RotatingCertificate(options.tls_cert_file, options.tls_key_file,
-                                                   options.tls_poll_seconds)
+            self.certificate = RotatingCertificate(
+                options.tls_cert_file, options.tls_key_file, options.tls_poll_seconds
+            )
             self.certificate.watch(loop)
             self._stoppers.append(_awaitable(self.certificate.stop))
         self._server = await loop.create_server(
-            self._connection, options.host, options.port,
-            ssl=self.certificate.listening if self.certificate else None, backlog=2048, reuse_address=True,
+            self._connection,
+            options.host,
+            options.port,
+            ssl=self.certificate.listening if self.certificate else None,
+            backlog=2048,
+            reuse_address=True,
         )
         self._tasks.append(loop.create_task(self._housekeeping()))
-        log.info("router listening", extra={"host": options.host, "port": self.port,
-                                            "tls": self.certificate is not None,
-                                            "source": options.routes or "kubernetes"})
+        log.info(
+            "router listening",
+            extra={
+                "host": options.host,
+                "port": self.port,
+                "tls": self.certificate is not None,
+                "source": options.routes or "kubernetes",
+            },
+        )
 
     @property
     def port(self) -> int:
@@ -124,8 +135,10 @@ class RouterApp:
         if self._server is not None:
             self._server.close()
         deadline = asyncio.get_running_loop().time() + self.options.drain_seconds
-        while any(self.router.pools[k].in_flight for k in self.router.pools) and \
-                asyncio.get_running_loop().time() < deadline:
+        while (
+            any(self.router.pools[k].in_flight for k in self.router.pools)
+            and asyncio.get_running_loop().time() < deadline
+        ):
             await asyncio.sleep(0.05)
         for conn in list(self.connections):
             conn.close()
@@ -139,6 +152,7 @@ class RouterApp:
 def _awaitable(stop: Callable[[], None]) -> Callable[[], Awaitable[None]]:
     async def call() -> None:
         stop()
+
     return call
 
 

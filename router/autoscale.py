@@ -43,7 +43,11 @@ def needed_replicas(load: Load, policy: Autoscale) -> int:
 
 
 def step(
-    state: ScaleState, now: float, load: Load, replicas: int, policy: Autoscale,
+    state: ScaleState,
+    now: float,
+    load: Load,
+    replicas: int,
+    policy: Autoscale,
     scale_down_after_s: float = SCALE_DOWN_AFTER_S,
 ) -> tuple[ScaleState, int | None]:
     """One check: the new state, and the replica count to set (None: leave it as it is)."""

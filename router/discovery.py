@@ -85,8 +85,10 @@ def scoring_port(pod: Obj) -> int:
         try:
             return int(annotations[SCORING_PORT])
         except ValueError:
-            log.warning("bad scoring port", extra={"pod": _meta(pod).get("name"), SCORING_PORT:
-                                                   annotations[SCORING_PORT]})
+            log.warning(
+                "bad scoring port",
+                extra={"pod": _meta(pod).get("name"), SCORING_PORT: annotations[SCORING_PORT]},
+            )
     containers = (pod.get("spec") or {}).get("containers") or []
     wanted = annotations.get(CONTAINER)
     chosen = next((c for c in containers if c.get("name") == wanted), containers[0] if containers else {})
@@ -142,15 +144,23 @@ def build_table(
                 auths.add(AUTH_KEY)
             backends = tuple(
                 Backend(_meta(p).get("name", ""), p["status"]["podIP"], scoring_port(p))
-                for p in members if pod_ready(p)
+                for p in members
+                if pod_ready(p)
             )
             order = created.get((namespace, name)) or _meta(members[0]).get("creationTimestamp", "")
             deployments.append((order, name, Deployment(name, namespace, settings, backends)))
         deployments.sort(key=lambda entry: entry[:2])
         # Key auth unless every deployment says none: a half-open endpoint is a closed one.
         auth = "none" if auths == {"none"} else AUTH_KEY
-        endpoints.append(make_endpoint(endpoint, [d for _, _, d in deployments], auth,
-                                       keys_for(endpoint, namespace, secrets), namespace))
+        endpoints.append(
+            make_endpoint(
+                endpoint,
+                [d for _, _, d in deployments],
+                auth,
+                keys_for(endpoint, namespace, secrets),
+                namespace,
+            )
+        )
     return RouteTable.of(endpoints)
 
 
@@ -187,8 +197,13 @@ def _is_keys_secret(secret: Obj) -> bool:
 class Discovery:
     """Feeds a router's table from the cluster; `stop()` ends the watches."""
 
-    def __init__(self, client: Any, apply: Callable[[RouteTable], None], on_synced: Callable[[], None],
-                 namespaces: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        client: Any,
+        apply: Callable[[RouteTable], None],
+        on_synced: Callable[[], None],
+        namespaces: Sequence[str] = (),
+    ) -> None:
         """Watch `namespaces`, or every namespace when there are none."""
         from inferplane.reflector import Reflector
 
@@ -207,15 +222,25 @@ class Discovery:
         self._reflectors = []
         for scope, pods, secrets in zip(scopes, self._pods, self._secrets, strict=True):
             self._reflectors += [
-                Reflector(client, f"{scope}/pods", label_selector=ENDPOINT,
-                          on_replace=self._bridge(pods.replace), on_event=self._bridge(pods.event)),
-                Reflector(client, f"{scope}/secrets",
-                          on_replace=self._bridge(secrets.replace), on_event=self._bridge(secrets.event)),
+                Reflector(
+                    client,
+                    f"{scope}/pods",
+                    label_selector=ENDPOINT,
+                    on_replace=self._bridge(pods.replace),
+                    on_event=self._bridge(pods.event),
+                ),
+                Reflector(
+                    client,
+                    f"{scope}/secrets",
+                    on_replace=self._bridge(secrets.replace),
+                    on_event=self._bridge(secrets.event),
+                ),
             ]
 
     def _bridge(self, change: Callable[..., None]) -> Callable[..., None]:
         def from_reflector_thread(*args: Any) -> None:
             self._loop.call_soon_threadsafe(self._changed, change, args)
+
         return from_reflector_thread
 
     def _changed(self, change: Callable[..., None], args: tuple[Any, ...]) -> None:
@@ -228,8 +253,11 @@ class Discovery:
         self._pending = False
         if not all(store.synced for store in (*self._pods, *self._secrets)):
             return  # the first table is whole: every namespace listed
-        table = build_table([o for store in self._pods for o in store.objects.values()],
-                            [o for store in self._secrets for o in store.objects.values()], self.created)
+        table = build_table(
+            [o for store in self._pods for o in store.objects.values()],
+            [o for store in self._secrets for o in store.objects.values()],
+            self.created,
+        )
         self._apply(table)
         self._ask_creation_times(table)
         if not self._was_synced:
@@ -251,8 +279,10 @@ class Discovery:
             answer = self._client.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}", timeout=10)
             stamp = _meta(orjson.loads(answer.data)).get("creationTimestamp")
         except Exception as exc:  # no RBAC, or not a Deployment: the oldest pod keeps standing in
-            log.info("deployment creation time unknown", extra={"deployment": f"{namespace}/{name}",
-                                                                 "error": str(exc)})
+            log.info(
+                "deployment creation time unknown",
+                extra={"deployment": f"{namespace}/{name}", "error": str(exc)},
+            )
             return
         if stamp:
             self._loop.call_soon_threadsafe(self._changed, self.created.__setitem__, (key, stamp))
@@ -281,8 +311,14 @@ async def start_discovery(router: Any, options: Any) -> Callable[[], Awaitable[N
 
     discovery = Discovery(client, router.apply, synced, options.namespaces)
     discovery.start()
-    coordinator = Coordinator(router, client, options.lease_namespace, options.identity,
-                              LeaseNames(options.lease_prefix), autoscale=options.autoscale)
+    coordinator = Coordinator(
+        router,
+        client,
+        options.lease_namespace,
+        options.identity,
+        LeaseNames(options.lease_prefix),
+        autoscale=options.autoscale,
+    )
     coordinator.start()
 
     async def stop() -> None:

@@ -116,8 +116,15 @@ class Coordinator:
     """Runs in every replica: publish our load, share the pods' limits with the live peers; when
     `autoscale` and leading, scale."""
 
-    def __init__(self, router: Any, kube_client: Any, namespace: str, identity: str,
-                 names: LeaseNames | None = None, autoscale: bool = True) -> None:
+    def __init__(
+        self,
+        router: Any,
+        kube_client: Any,
+        namespace: str,
+        identity: str,
+        names: LeaseNames | None = None,
+        autoscale: bool = True,
+    ) -> None:
         from kubernetes import client as k8s
 
         self.router = router
@@ -169,8 +176,11 @@ class Coordinator:
             loop.call_soon_threadsafe(self._peer_event, kind, obj)
 
         self._reflector = Reflector(
-            self._kube_client, f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases",
-            label_selector=self.names.selector, on_replace=replace, on_event=event,
+            self._kube_client,
+            f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases",
+            label_selector=self.names.selector,
+            on_replace=replace,
+            on_event=event,
         )
         self._reflector.start()
         tick = 0
@@ -199,9 +209,11 @@ class Coordinator:
         if kind != self._complaint[0] or now - self._complaint[1] >= 60.0:
             self._complaint = (kind, now)
             reason = getattr(exc, "reason", None) or str(exc)
-            log.warning("replica coordination tick failed (load Lease, leadership or scaling); peers "
-                        "may not count this replica in the concurrency share",
-                        extra={"error": f"{kind}: {reason}"[:500]})
+            log.warning(
+                "replica coordination tick failed (load Lease, leadership or scaling); peers "
+                "may not count this replica in the concurrency share",
+                extra={"error": f"{kind}: {reason}"[:500]},
+            )
 
     async def leave(self, timeout: float = 2.0) -> None:
         """Stop, then delete our load Lease, so the peers take our share back now rather than when
@@ -218,8 +230,9 @@ class Coordinator:
             self._reflector.stop(timeout=1.0)
 
         def delete() -> None:
-            self.leases.delete_namespaced_lease(self.names.load(self.identity), self.namespace,
-                                                _request_timeout=timeout)
+            self.leases.delete_namespaced_lease(
+                self.names.load(self.identity), self.namespace, _request_timeout=timeout
+            )
 
         try:
             await asyncio.wait_for(asyncio.to_thread(delete), timeout)
@@ -248,10 +261,16 @@ class Coordinator:
             return
         name = self.names.load(self.identity)
         body = {
-            "metadata": {"name": name, "labels": {LOAD_LABEL: self.names.prefix},
-                         "annotations": {LOAD_ANNOTATION: payload}},
-            "spec": {"holderIdentity": self.identity, "renewTime": _stamp(now),
-                     "leaseDurationSeconds": int(FRESH_SECONDS)},
+            "metadata": {
+                "name": name,
+                "labels": {LOAD_LABEL: self.names.prefix},
+                "annotations": {LOAD_ANNOTATION: payload},
+            },
+            "spec": {
+                "holderIdentity": self.identity,
+                "renewTime": _stamp(now),
+                "leaseDurationSeconds": int(FRESH_SECONDS),
+            },
         }
         try:
             self.leases.patch_namespaced_lease(name, self.namespace, body)
@@ -266,16 +285,21 @@ class Coordinator:
 
         now = _now()
         name = self.names.leader
-        spec = {"holderIdentity": self.identity, "leaseDurationSeconds": LEASE_SECONDS,
-                "renewTime": _stamp(now), "acquireTime": _stamp(now)}
+        spec = {
+            "holderIdentity": self.identity,
+            "leaseDurationSeconds": LEASE_SECONDS,
+            "renewTime": _stamp(now),
+            "acquireTime": _stamp(now),
+        }
         try:
             lease = self.leases.read_namespaced_lease(name, self.namespace)
         except ApiException as exc:
             if exc.status != 404:
                 raise
             try:
-                self.leases.create_namespaced_lease(self.namespace,
-                                                    {"metadata": {"name": name}, "spec": spec})
+                self.leases.create_namespaced_lease(
+                    self.namespace, {"metadata": {"name": name}, "spec": spec}
+                )
                 return True
             except ApiException as conflict:
                 if conflict.status == 409:
@@ -297,8 +321,9 @@ class Coordinator:
                 return False  # another replica renewed or took it first
             raise
         if holder != self.identity:
-            log.info("router autoscaler leadership acquired",
-                     extra={"identity": self.identity, "lease": name})
+            log.info(
+                "router autoscaler leadership acquired", extra={"identity": self.identity, "lease": name}
+            )
         return True
 
     async def _scale(self) -> None:
@@ -313,14 +338,27 @@ class Coordinator:
                 continue
             seen.add(key)
             load = total_load(peers, key, now)
-            scale = await asyncio.to_thread(self.apps.read_namespaced_deployment_scale,
-                                            deployment.name, deployment.namespace)
+            scale = await asyncio.to_thread(
+                self.apps.read_namespaced_deployment_scale, deployment.name, deployment.namespace
+            )
             replicas = int(scale.spec.replicas or 0)
             state, wanted = step(self._states.get(key, ScaleState()), now.timestamp(), load, replicas, policy)
             self._states[key] = state
             if wanted is not None and wanted != replicas:
-                await asyncio.to_thread(self.apps.patch_namespaced_deployment_scale, deployment.name,
-                                        deployment.namespace, {"spec": {"replicas": wanted}})
-                log.info("scaled", extra={"deployment": key, "from": replicas, "to": wanted,
-                                          "busy_pods": load.busy_pods, "queued": load.queued})
+                await asyncio.to_thread(
+                    self.apps.patch_namespaced_deployment_scale,
+                    deployment.name,
+                    deployment.namespace,
+                    {"spec": {"replicas": wanted}},
+                )
+                log.info(
+                    "scaled",
+                    extra={
+                        "deployment": key,
+                        "from": replicas,
+                        "to": wanted,
+                        "busy_pods": load.busy_pods,
+                        "queued": load.queued,
+                    },
+                )
             self.router.desired[key] = wanted if wanted is not None else replicas

@@ -24,7 +24,23 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 LATENCY_BUCKETS = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    300,
 )
 
 
@@ -58,21 +74,30 @@ class _LoadCollector(Collector):
         families = {
             "pods": GaugeMetricFamily("inferplane_router_pods", "Ready pods routed to", labels=labels),
             "busy_pods": GaugeMetricFamily(
-                "inferplane_router_busy_pods", "Pods with at least one request in flight", labels=labels),
+                "inferplane_router_busy_pods", "Pods with at least one request in flight", labels=labels
+            ),
             "in_flight": GaugeMetricFamily(
-                "inferplane_router_in_flight", "Requests being answered by a pod", labels=labels),
+                "inferplane_router_in_flight", "Requests being answered by a pod", labels=labels
+            ),
             "queued": GaugeMetricFamily(
-                "inferplane_router_queued", "Requests waiting for a free pod", labels=labels),
+                "inferplane_router_queued", "Requests waiting for a free pod", labels=labels
+            ),
             "utilization": GaugeMetricFamily(
                 "inferplane_router_utilization",
-                "(busy pods + queued requests) / pods, the autoscaling signal (1.0 = 100 %)", labels=labels),
+                "(busy pods + queued requests) / pods, the autoscaling signal (1.0 = 100 %)",
+                labels=labels,
+            ),
             "desired": GaugeMetricFamily(
                 "inferplane_router_desired_replicas",
-                "Replicas the built-in autoscaler wants (only where autoscaling is on)", labels=labels),
+                "Replicas the built-in autoscaler wants (only where autoscaling is on)",
+                labels=labels,
+            ),
             "limit": GaugeMetricFamily(
                 "inferplane_router_concurrency_limit",
                 "Requests this router replica sends to one pod at once: the pod's "
-                "max-concurrent-requests-per-pod divided among the live router replicas", labels=labels),
+                "max-concurrent-requests-per-pod divided among the live router replicas",
+                labels=labels,
+            ),
         }
         for s in self._read():
             values = [s.endpoint, s.deployment, s.namespace]
@@ -88,7 +113,8 @@ class _LoadCollector(Collector):
         yield GaugeMetricFamily(
             "inferplane_router_replicas",
             "Live router replicas dividing the pods' concurrency limits (this one included)",
-            value=self._replicas())
+            value=self._replicas(),
+        )
 
 
 class _Series:
@@ -114,11 +140,15 @@ class _TrafficCollector(Collector):
 
     def collect(self) -> Iterable[CounterMetricFamily | HistogramMetricFamily]:
         requests = CounterMetricFamily(
-            "inferplane_router_requests", "Scoring requests answered, by status code",
-            labels=["endpoint", "namespace", "deployment", "code"])
+            "inferplane_router_requests",
+            "Scoring requests answered, by status code",
+            labels=["endpoint", "namespace", "deployment", "code"],
+        )
         latency = HistogramMetricFamily(
-            "inferplane_router_request_duration_seconds", "Time from request head to the end of the answer",
-            labels=["endpoint", "namespace", "deployment"])
+            "inferplane_router_request_duration_seconds",
+            "Time from request head to the end of the answer",
+            labels=["endpoint", "namespace", "deployment"],
+        )
         for (endpoint, namespace, deployment), series in list(self._series.items()):
             for code, count in list(series.codes.items()):
                 requests.add_metric([endpoint, namespace, deployment, str(code)], count)
@@ -132,12 +162,16 @@ class _TrafficCollector(Collector):
 
 
 class RouterMetrics:
-    def __init__(self, read_load: Callable[[], Iterable[LoadSample]],
-                 read_replicas: Callable[[], int] = lambda: 1) -> None:
+    def __init__(
+        self, read_load: Callable[[], Iterable[LoadSample]], read_replicas: Callable[[], int] = lambda: 1
+    ) -> None:
         self.registry = CollectorRegistry()
         self.mirrored = Counter(
-            "inferplane_router_mirror_requests", "Mirror copies, by outcome (answered, failed, skipped)",
-            ["endpoint", "namespace", "deployment", "outcome"], registry=self.registry)
+            "inferplane_router_mirror_requests",
+            "Mirror copies, by outcome (answered, failed, skipped)",
+            ["endpoint", "namespace", "deployment", "outcome"],
+            registry=self.registry,
+        )
         self._series: dict[tuple[str, str, str], _Series] = {}
         self.registry.register(_TrafficCollector(self._series))
         self.registry.register(_LoadCollector(read_load, read_replicas))

@@ -73,8 +73,9 @@ def _names(names: Iterator[str] | list[str]) -> str:
 class Router:
     """Holds the current table and the live state that outlives it (pod slots, connections)."""
 
-    def __init__(self, random_draw: random.Random | None = None,
-                 mirror_max_body: int = MIRROR_MAX_BODY) -> None:
+    def __init__(
+        self, random_draw: random.Random | None = None, mirror_max_body: int = MIRROR_MAX_BODY
+    ) -> None:
         self.mirror_max_body = mirror_max_body  # larger bodies get no mirror copy
         self.table = RouteTable()
         self.pools: dict[str, PodPool] = {}
@@ -125,8 +126,10 @@ class Router:
         """Another replica came or went: divide every pod's limit again."""
         if (replicas, rank) == (self.replicas, self.rank):
             return
-        log.info("router replicas changed; each pod's concurrency limit divided again",
-                 extra={"replicas": replicas, "rank": rank, "was": self.replicas})
+        log.info(
+            "router replicas changed; each pod's concurrency limit divided again",
+            extra={"replicas": replicas, "rank": rank, "was": self.replicas},
+        )
         self.replicas, self.rank = replicas, rank
         for key, deployment in self.owner.items():
             pool = self.pools.get(key)
@@ -137,9 +140,19 @@ class Router:
         samples = []
         for key, pool in self.pools.items():
             endpoint, namespace, name = key.split("/", 2)
-            samples.append(LoadSample(endpoint, name, namespace, pool.pods, pool.busy_pods,
-                                      pool.in_flight, pool.queued, self.desired.get(f"{namespace}/{name}"),
-                                      pool.max_concurrent))
+            samples.append(
+                LoadSample(
+                    endpoint,
+                    name,
+                    namespace,
+                    pool.pods,
+                    pool.busy_pods,
+                    pool.in_flight,
+                    pool.queued,
+                    self.desired.get(f"{namespace}/{name}"),
+                    pool.max_concurrent,
+                )
+            )
         return samples
 
     # -- HTTP entry ------------------------------------------------------------------------------------
@@ -169,14 +182,27 @@ class Router:
             return
         client.respond(404, _error(404, f"no route for {path.decode(errors='replace')}; {ROUTES_HELP}"))
 
-    async def score(self, request: Request, client: ClientConnection, endpoint_name: str,
-                    pinned: str | None, query: bytes, in_path: bytes | None = None) -> None:
+    async def score(
+        self,
+        request: Request,
+        client: ClientConnection,
+        endpoint_name: str,
+        pinned: str | None,
+        query: bytes,
+        in_path: bytes | None = None,
+    ) -> None:
         started = time.monotonic()
         named = request.index.get(NAMESPACE_HEADER)
         if in_path is not None and named is not None and named.strip() != in_path:
-            client.respond(400, _error(400, f"the path names namespace '{in_path.decode(errors='replace')}' "
-                                            f"but the header '{NAMESPACE_HEADER.decode()}' names "
-                                            f"'{named.strip().decode(errors='replace')}'; give one"))
+            client.respond(
+                400,
+                _error(
+                    400,
+                    f"the path names namespace '{in_path.decode(errors='replace')}' "
+                    f"but the header '{NAMESPACE_HEADER.decode()}' names "
+                    f"'{named.strip().decode(errors='replace')}'; give one",
+                ),
+            )
             return
         raw = in_path if in_path is not None else named
         namespace = raw.strip().decode(errors="replace") if raw is not None else None
@@ -185,15 +211,20 @@ class Router:
             self._not_found(client, endpoint_name, namespace, namespaces)
             return
         if request.method not in (b"POST", b"GET"):
-            client.respond(405, _error(405, "scoring takes POST (or GET)"),
-                           headers=[(b"allow", b"POST, GET")])
+            client.respond(
+                405, _error(405, "scoring takes POST (or GET)"), headers=[(b"allow", b"POST, GET")]
+            )
             return
         failure = auth.check(endpoint, request.index.get(b"authorization"))
         if failure is not None:
-            client.respond(failure.status, _error(failure.status, failure.message),
-                           headers=[(b"www-authenticate", b"Bearer")] if failure.status == 401 else None)
-            self.metrics.observe(endpoint.name, endpoint.namespace, "", failure.status,
-                                 time.monotonic() - started)
+            client.respond(
+                failure.status,
+                _error(failure.status, failure.message),
+                headers=[(b"www-authenticate", b"Bearer")] if failure.status == 401 else None,
+            )
+            self.metrics.observe(
+                endpoint.name, endpoint.namespace, "", failure.status, time.monotonic() - started
+            )
             return
         if pinned is None:
             for name in PIN_HEADERS:
@@ -205,42 +236,73 @@ class Router:
         if pinned is not None:
             deployment = endpoint.by_name.get(pinned)
             if deployment is None:
-                message = (f"deployment '{pinned}' not found in endpoint '{endpoint.name}'; "
-                           f"deployments: {_names(list(endpoint.by_name))}")
+                message = (
+                    f"deployment '{pinned}' not found in endpoint '{endpoint.name}'; "
+                    f"deployments: {_names(list(endpoint.by_name))}"
+                )
                 client.respond(404, _error(404, message))
                 return
         else:
             deployment = choose(endpoint, self._random() * 100.0)
             if endpoint.mirrors:
-                mirrors = mirror_targets(endpoint, deployment.name,
-                                         [self._random() * 100.0 for _ in endpoint.mirrors])
+                mirrors = mirror_targets(
+                    endpoint, deployment.name, [self._random() * 100.0 for _ in endpoint.mirrors]
+                )
         client.send_continue(request)
-        request.body.retain(request.content_length,
-                            max(RETAIN_LIMIT, self.mirror_max_body) if mirrors else RETAIN_LIMIT)
+        request.body.retain(
+            request.content_length, max(RETAIN_LIMIT, self.mirror_max_body) if mirrors else RETAIN_LIMIT
+        )
         for target in mirrors:
             self._spawn_mirror(endpoint, target, request, query)
         status = await self.forward(endpoint, deployment, request, client, query)
-        self.metrics.observe(endpoint.name, endpoint.namespace, deployment.name, status,
-                             time.monotonic() - started)
+        self.metrics.observe(
+            endpoint.name, endpoint.namespace, deployment.name, status, time.monotonic() - started
+        )
 
-    def _not_found(self, client: ClientConnection, name: str, namespace: str | None,
-                   namespaces: tuple[str, ...]) -> None:
+    def _not_found(
+        self, client: ClientConnection, name: str, namespace: str | None, namespaces: tuple[str, ...]
+    ) -> None:
         if namespace is None and namespaces:
             listed = ", ".join(namespaces)
-            client.respond(409, _error(409, (
-                f"endpoint '{name}' is defined in several namespaces ({listed}); name one with "
-                f"POST /api/v1/namespaces/<namespace>/endpoint/{name}/score or the header "
-                f"'{NAMESPACE_HEADER.decode()}: <namespace>'")))
+            client.respond(
+                409,
+                _error(
+                    409,
+                    (
+                        f"endpoint '{name}' is defined in several namespaces ({listed}); name one with "
+                        f"POST /api/v1/namespaces/<namespace>/endpoint/{name}/score or the header "
+                        f"'{NAMESPACE_HEADER.decode()}: <namespace>'"
+                    ),
+                ),
+            )
         elif namespaces:
-            client.respond(404, _error(404, f"endpoint '{name}' not found in namespace '{namespace}'; "
-                                            f"it is defined in: {', '.join(namespaces)}"))
+            client.respond(
+                404,
+                _error(
+                    404,
+                    f"endpoint '{name}' not found in namespace '{namespace}'; "
+                    f"it is defined in: {', '.join(namespaces)}",
+                ),
+            )
         else:
-            client.respond(404, _error(404, f"endpoint '{name}' not found; endpoints (namespace/name): "
-                                            f"{_names(list(self.table.endpoints))}"))
+            client.respond(
+                404,
+                _error(
+                    404,
+                    f"endpoint '{name}' not found; endpoints (namespace/name): "
+                    f"{_names(list(self.table.endpoints))}",
+                ),
+            )
 
     # -- one live exchange -------------------------------------------------------------------------------
-    async def forward(self, endpoint: Endpoint, deployment: Deployment, request: Request,
-                      client: ClientConnection, query: bytes) -> int:
+    async def forward(
+        self,
+        endpoint: Endpoint,
+        deployment: Deployment,
+        request: Request,
+        client: ClientConnection,
+        query: bytes,
+    ) -> int:
         """Relay the request to a pod of `deployment`; returns the status the caller saw."""
         pool = self.pools[deployment.key]
         settings = deployment.settings
@@ -254,10 +316,14 @@ class Router:
             else:
                 per_pod = f"{pool.max_concurrent} concurrent requests"
                 if self.replicas > 1:
-                    per_pod += (f", this router's share of {settings.max_concurrent} per pod among "
-                                f"{self.replicas} router replicas")
-                message = (f"deployment '{deployment.name}' is at capacity ({pool.pods} pods x {per_pod}); "
-                           f"no pod freed up within {settings.max_queue_wait_ms} ms")
+                    per_pod += (
+                        f", this router's share of {settings.max_concurrent} per pod among "
+                        f"{self.replicas} router replicas"
+                    )
+                message = (
+                    f"deployment '{deployment.name}' is at capacity ({pool.pods} pods x {per_pod}); "
+                    f"no pod freed up within {settings.max_queue_wait_ms} ms"
+                )
             client.respond(503, _error(503, message), headers=[(b"retry-after", b"1")])
             return 503
         conn: UpstreamConnection | None = None
@@ -272,8 +338,12 @@ class Router:
                     if conn is None:
                         return 502
                 replay = request.body.replay()
-                conn.begin(self._upstream_head(request, deployment, slot, query, request_id), chunked,
-                           client.pause_reading_for_upstream, replay)
+                conn.begin(
+                    self._upstream_head(request, deployment, slot, query, request_id),
+                    chunked,
+                    client.pause_reading_for_upstream,
+                    replay,
+                )
                 if replay is None:
                     request.body.attach(conn)
                 timer = _Deadline(conn, request.body, settings.request_timeout_ms / 1000.0)
@@ -286,15 +356,23 @@ class Router:
                         conn.close()
                         continue  # a kept-alive connection the pod had already closed: retry fresh once
                     conn.close()
-                    client.respond(502, _error(502, f"deployment '{deployment.name}' pod "
-                                                    f"'{slot.backend.pod}' failed: {exc}"))
+                    client.respond(
+                        502,
+                        _error(502, f"deployment '{deployment.name}' pod '{slot.backend.pod}' failed: {exc}"),
+                    )
                     return 502
                 except UpstreamTimeout:
                     timer.cancel()
                     request.body.detach()
                     conn.close()
-                    client.respond(504, _error(504, f"deployment '{deployment.name}' did not answer within "
-                                                    f"{settings.request_timeout_ms} ms"))
+                    client.respond(
+                        504,
+                        _error(
+                            504,
+                            f"deployment '{deployment.name}' did not answer within "
+                            f"{settings.request_timeout_ms} ms",
+                        ),
+                    )
                     return 504
                 break
             assert conn is not None
@@ -306,8 +384,14 @@ class Router:
             if conn is not None:
                 self.upstreams.put(conn)
 
-    async def _relay(self, conn: UpstreamConnection, client: ClientConnection, deployment: Deployment,
-                     request_id: bytes, timer: _Deadline) -> int:
+    async def _relay(
+        self,
+        conn: UpstreamConnection,
+        client: ClientConnection,
+        deployment: Deployment,
+        request_id: bytes,
+        timer: _Deadline,
+    ) -> int:
         parts = [status_line(conn.status)]
         has_id = False
         for name, value in conn.headers:
@@ -337,19 +421,25 @@ class Router:
         client.finish()
         return conn.status
 
-    async def _connect(self, slot: PodSlot, deployment: Deployment,
-                       client: ClientConnection | None) -> tuple[UpstreamConnection | None, bool]:
+    async def _connect(
+        self, slot: PodSlot, deployment: Deployment, client: ClientConnection | None
+    ) -> tuple[UpstreamConnection | None, bool]:
         try:
             return await self.upstreams.connect(slot.backend.address)
         except UpstreamError as exc:
             if client is not None:
-                client.respond(502, _error(502, f"deployment '{deployment.name}' pod '{slot.backend.pod}' "
-                                                f"is unreachable: {exc}"))
+                client.respond(
+                    502,
+                    _error(
+                        502, f"deployment '{deployment.name}' pod '{slot.backend.pod}' is unreachable: {exc}"
+                    ),
+                )
             return None, False
 
     @staticmethod
-    def _upstream_head(request: Request, deployment: Deployment, slot: PodSlot, query: bytes,
-                       request_id: bytes) -> bytes:
+    def _upstream_head(
+        request: Request, deployment: Deployment, slot: PodSlot, query: bytes, request_id: bytes
+    ) -> bytes:
         parts = [request.method, b" ", deployment.scoring_target]
         if query:
             parts += (b"?", query)
@@ -423,13 +513,13 @@ def _score_route(path: bytes) -> tuple[str, str | None, bytes | None] | None:
     """(endpoint, pinned deployment, namespace) for a score URL, else None."""
     namespace: bytes | None = None
     if path.startswith(NAMESPACED_PREFIX):
-        namespace, _, rest = path[len(NAMESPACED_PREFIX):].partition(b"/")
+        namespace, _, rest = path[len(NAMESPACED_PREFIX) :].partition(b"/")
         if not (namespace and rest.startswith(b"endpoint/")):
             return None
         path = b"/api/v1/" + rest
     if not path.startswith(SCORE_PREFIX):
         return None
-    parts = path[len(SCORE_PREFIX):].split(b"/")
+    parts = path[len(SCORE_PREFIX) :].split(b"/")
     if len(parts) == 2 and parts[1] == b"score":
         return parts[0].decode(errors="replace"), None, namespace
     if len(parts) == 4 and parts[1] == b"deployment" and parts[3] == b"score":

@@ -71,8 +71,18 @@ class Body:
     fresh upstream connection or copied to a mirror deployment; past that the copy is dropped.
     """
 
-    __slots__ = ("_buffer", "_buffered", "_conn", "_done", "_limit", "_sink", "complete", "completed_at",
-                 "retained", "size")
+    __slots__ = (
+        "_buffer",
+        "_buffered",
+        "_conn",
+        "_done",
+        "_limit",
+        "_sink",
+        "complete",
+        "completed_at",
+        "retained",
+        "size",
+    )
 
     def __init__(self, conn: ClientConnection) -> None:
         self._conn = conn
@@ -152,12 +162,19 @@ class Body:
 
 
 class Request:
-    __slots__ = ("body", "content_length", "continued", "expect_continue", "headers", "index", "keep_alive",
-                 "method", "url")
+    __slots__ = (
+        "body",
+        "content_length",
+        "continued",
+        "expect_continue",
+        "headers",
+        "index",
+        "keep_alive",
+        "method",
+        "url",
+    )
 
-    def __init__(
-        self, method: bytes, url: bytes, headers: Headers, keep_alive: bool, body: Body
-    ) -> None:
+    def __init__(self, method: bytes, url: bytes, headers: Headers, keep_alive: bool, body: Body) -> None:
         self.method = method
         self.url = url
         self.headers = headers  # in order, for forwarding
@@ -463,8 +480,13 @@ class ClientConnection(asyncio.Protocol):
             self.transport.write(LAST_CHUNK)
         self.response_done = True
 
-    def respond(self, status: int, body: bytes, content_type: bytes = b"application/json",
-                headers: Headers | None = None) -> None:
+    def respond(
+        self,
+        status: int,
+        body: bytes,
+        content_type: bytes = b"application/json",
+        headers: Headers | None = None,
+    ) -> None:
         """A whole answer in one write: errors, health, metrics."""
         if self.response_started:
             self.close()  # too late for a status: the only honest signal left is a cut connection
@@ -526,9 +548,17 @@ class ClientConnection(asyncio.Protocol):
         body: then it is cut off and the 400 goes out if its answer had not begun.
         """
         body = orjson.dumps({"error": {"status": status, "message": message}})
-        self._rejection = head(status_line(status), [(b"content-type", b"application/json"),
-                                                     (b"content-length", b"%d" % len(body)),
-                                                     (b"connection", b"close")]) + body
+        self._rejection = (
+            head(
+                status_line(status),
+                [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", b"%d" % len(body)),
+                    (b"connection", b"close"),
+                ],
+            )
+            + body
+        )
         if self._parsing is not None and self._parsing is self._current:  # its own body is broken
             if self._task is not None:
                 self._task.cancel()

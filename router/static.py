@@ -48,8 +48,11 @@ def _deployment(name: str, raw: Any, namespace: str, where: str) -> Deployment:
         raise UserError(f"{where}: must be a mapping of settings and 'backends'")
     if "namespace" in raw:
         raise UserError(f"{where}: 'namespace' belongs to the endpoint (its deployments share it)")
-    values = {PREFIX + (k if k != "default" else DEFAULT_DEPLOYMENT.removeprefix(PREFIX)): v
-              for k, v in raw.items() if k not in _NOT_SETTINGS}
+    values = {
+        PREFIX + (k if k != "default" else DEFAULT_DEPLOYMENT.removeprefix(PREFIX)): v
+        for k, v in raw.items()
+        if k not in _NOT_SETTINGS
+    }
     try:
         settings = parse_settings(values)
     except UserError as exc:
@@ -79,8 +82,10 @@ def parse_routes(document: Any, source: str = "routes") -> RouteTable:
         if not isinstance(raw, dict) or not isinstance(raw.get("deployments"), dict):
             raise UserError(f"{where}: expected a mapping with 'deployments:'")
         namespace, name = _qualified(str(key), raw.get("namespace"), where)
-        deployments = [_deployment(str(d), v, namespace, f"{where}, deployment {d}")
-                       for d, v in raw["deployments"].items()]
+        deployments = [
+            _deployment(str(d), v, namespace, f"{where}, deployment {d}")
+            for d, v in raw["deployments"].items()
+        ]
         try:
             auth = parse_auth(raw.get("auth"))
         except UserError as exc:

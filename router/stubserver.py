@@ -111,11 +111,19 @@ class StubProtocol(asyncio.Protocol):
         if self._url == b"/stats":
             self.state.requests -= 1
             self.state.in_flight -= 1
-            self._write(200, json.dumps({
-                "name": self.state.name, "requests": self.state.requests,
-                "max_in_flight": self.state.max_in_flight, "in_flight": self.state.in_flight,
-                "headers_seen": self.state.headers_seen[-10:],
-            }).encode(), keep_alive)
+            self._write(
+                200,
+                json.dumps(
+                    {
+                        "name": self.state.name,
+                        "requests": self.state.requests,
+                        "max_in_flight": self.state.max_in_flight,
+                        "in_flight": self.state.in_flight,
+                        "headers_seen": self.state.headers_seen[-10:],
+                    }
+                ).encode(),
+                keep_alive,
+            )
             return
         delay = float(headers.get("x-stub-delay-ms", self.state.delay_ms)) / 1000.0
         status = int(headers.get("x-stub-status", self.state.status))
@@ -138,9 +146,10 @@ class StubProtocol(asyncio.Protocol):
                 self._write(status, body, keep_alive)
                 return
             assert self.transport is not None
-            self.transport.write(b"HTTP/1.1 %d X\r\ncontent-type: application/octet-stream\r\n"
-                                 b"content-length: %d\r\nx-stub-name: %s\r\n\r\n"
-                                 % (status, size, self.state.name.encode()))
+            self.transport.write(
+                b"HTTP/1.1 %d X\r\ncontent-type: application/octet-stream\r\n"
+                b"content-length: %d\r\nx-stub-name: %s\r\n\r\n" % (status, size, self.state.name.encode())
+            )
             left = size
             while left > 0 and not self.transport.is_closing():
                 piece = _FILL[: min(left, len(_FILL))]

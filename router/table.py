@@ -119,7 +119,10 @@ class RouteTable:
 
 
 def make_endpoint(
-    name: str, deployments: Iterable[Deployment], auth: str = AUTH_KEY, keys: Iterable[str] = (),
+    name: str,
+    deployments: Iterable[Deployment],
+    auth: str = AUTH_KEY,
+    keys: Iterable[str] = (),
     namespace: str = "default",
 ) -> Endpoint:
     """Build an endpoint and its split from deployments given in creation order (all in `namespace`).

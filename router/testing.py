@@ -104,8 +104,19 @@ def start_stub(
 ) -> Stub:
     port = port or free_port(host)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "router.stubserver", "--listen", f"{host}:{port}", "--name", name,
-         "--delay-ms", str(delay_ms), "--status", str(status)],
+        [
+            sys.executable,
+            "-m",
+            "router.stubserver",
+            "--listen",
+            f"{host}:{port}",
+            "--name",
+            name,
+            "--delay-ms",
+            str(delay_ms),
+            "--status",
+            str(status),
+        ],
         stdout=subprocess.DEVNULL,
     )
     wait_for_port(host, port, proc=proc)
@@ -118,9 +129,23 @@ def start_router(routes: dict, workdir: Path, extra: Sequence[str] = (), host: s
     port = free_port(host)
     log = open(workdir / f"router-{port}.log", "wb")  # noqa: SIM115 - lives as long as the process
     proc = subprocess.Popen(
-        [sys.executable, "-m", "inferplane.cli", "router", "--host", host, "--port", str(port),
-         "--routes", str(path), "--drain-seconds", "5", *extra],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "inferplane.cli",
+            "router",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--routes",
+            str(path),
+            "--drain-seconds",
+            "5",
+            *extra,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_for_port(host, port, proc=proc)

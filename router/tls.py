@@ -54,18 +54,23 @@ class RotatingCertificate:
         try:
             context = tls_context(self.cert_file, self.key_file)
         except (ssl.SSLError, OSError) as exc:
-            log.error("TLS files do not load as a pair; still serving the previous certificate",
-                      extra={"certfile": self.cert_file, "keyfile": self.key_file, "error": str(exc)})
+            log.error(
+                "TLS files do not load as a pair; still serving the previous certificate",
+                extra={"certfile": self.cert_file, "keyfile": self.key_file, "error": str(exc)},
+            )
             return False
         self.current = context
-        log.info("TLS certificate reloaded; new connections get it, open ones keep theirs",
-                 extra={"certfile": self.cert_file})
+        log.info(
+            "TLS certificate reloaded; new connections get it, open ones keep theirs",
+            extra={"certfile": self.cert_file},
+        )
         return True
 
     def watch(self, loop: asyncio.AbstractEventLoop) -> None:
         """Poll the files from a thread and reload on the loop when they change and load as a pair."""
-        watcher = CertWatcher(self.cert_file, self.key_file, self.poll_seconds,
-                              lambda: loop.call_soon_threadsafe(self.reload))
+        watcher = CertWatcher(
+            self.cert_file, self.key_file, self.poll_seconds, lambda: loop.call_soon_threadsafe(self.reload)
+        )
         watcher.start()
         self._watcher = watcher
 

@@ -84,8 +84,13 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        if self.head is not None and self.head.done() and not self.complete and self.length is None \
-                and not self._chunked_answer():
+        if (
+            self.head is not None
+            and self.head.done()
+            and not self.complete
+            and self.length is None
+            and not self._chunked_answer()
+        ):
             self._message_done(keep_alive=False)  # an answer delimited by closing the connection
         else:
             self._fail(UpstreamError("the pod closed the connection" + (f" ({exc})" if exc else "")))
@@ -121,8 +126,13 @@ class UpstreamConnection(asyncio.Protocol):
         self._message_done(self._parser.should_keep_alive())
 
     # -- one exchange ----------------------------------------------------------------------------------
-    def begin(self, request_head: bytes, chunked_body: bool,
-              pause_source: Callable[[bool], None] | None = None, body: bytes | None = None) -> None:
+    def begin(
+        self,
+        request_head: bytes,
+        chunked_body: bool,
+        pause_source: Callable[[bool], None] | None = None,
+        body: bytes | None = None,
+    ) -> None:
         """Send a request head, and the whole `body` with it when it is already here (one syscall);
         otherwise the body follows through `send_body`/`end_body`."""
         loop = self.loop
@@ -140,8 +150,9 @@ class UpstreamConnection(asyncio.Protocol):
         if body is None:
             self.transport.write(request_head)
         elif chunked_body:
-            self.transport.writelines([request_head, *chunk(body), LAST_CHUNK] if body else [request_head,
-                                                                                                LAST_CHUNK])
+            self.transport.writelines(
+                [request_head, *chunk(body), LAST_CHUNK] if body else [request_head, LAST_CHUNK]
+            )
         else:
             self.transport.writelines([request_head, body])
 
@@ -227,10 +238,12 @@ class UpstreamPool:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await loop.create_connection(
-                lambda: UpstreamConnection(address, self._forget), *address)
+                lambda: UpstreamConnection(address, self._forget), *address
+            )
         except OSError as exc:
-            raise UpstreamError(f"could not connect to {address[0]}:{address[1]}: {exc.strerror or exc}") \
-                from None
+            raise UpstreamError(
+                f"could not connect to {address[0]}:{address[1]}: {exc.strerror or exc}"
+            ) from None
         return conn, False
 
     def put(self, conn: UpstreamConnection) -> None:

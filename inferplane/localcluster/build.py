@@ -290,5 +290,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     return report(which)
 
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -60,8 +60,12 @@ class KubeletStandin:
         """Start the pod's scoring server and report the pod Running and Ready."""
         pod = self.core.read_namespaced_pod(name, namespace)
         if not pod.spec.node_name and self.node:
-            binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
-                       "target": {"apiVersion": "v1", "kind": "Node", "name": self.node}}
+            binding = {
+                "apiVersion": "v1",
+                "kind": "Binding",
+                "metadata": {"name": name},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": self.node},
+            }
             self.core.create_namespaced_binding(namespace, binding, _preload_content=False)
         ip, port = next(_ADDRESSES), _scoring_port(pod)
         stub = start_stub(ip, name, port=port, **(behaviour or {}))

@@ -362,19 +362,27 @@ def test_router_limited_to_namespaces_runs_on_their_roles_alone(
             "--set", f"router.watchNamespaces={{{','.join(watched)}}}", "--set", "router.autoscale=false",
             "--set", "router.allowInsecureConnections=true", "--set", "webhook.enabled=false",
         ).stdout)  # fmt: skip
-        router_rbac = [o for o in objects if o["kind"] in ("ServiceAccount", "Role", "RoleBinding",
-                                                           "ClusterRole", "ClusterRoleBinding")
-                       and o["metadata"]["name"].startswith(f"{FULLNAME}-router")]
+        router_rbac = [
+            o
+            for o in objects
+            if o["kind"] in ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
+            and o["metadata"]["name"].startswith(f"{FULLNAME}-router")
+        ]
         assert not [o for o in router_rbac if o["kind"].startswith("Cluster")]
-        cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                         "items": router_rbac}))
+        cp.kubectl(
+            "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": router_rbac})
+        )
         account = f"system:serviceaccount:{release}:{FULLNAME}-router"
         for namespace, allowed in [(watched[0], "yes"), (watched[1], "yes"), (unwatched, "no")]:
-            answer = cp.kubectl("auth", "can-i", "list", "secrets", "-n", namespace, "--as", account,
-                                check=False).stdout.strip()
+            answer = cp.kubectl(
+                "auth", "can-i", "list", "secrets", "-n", namespace, "--as", account, check=False
+            ).stdout.strip()
             assert answer == allowed, (namespace, answer)
-        (router,) = [o["spec"]["template"]["spec"]["containers"][0] for o in objects
-                     if o["kind"] == "Deployment" and o["metadata"]["name"] == f"{FULLNAME}-router"]
+        (router,) = [
+            o["spec"]["template"]["spec"]["containers"][0]
+            for o in objects
+            if o["kind"] == "Deployment" and o["metadata"]["name"] == f"{FULLNAME}-router"
+        ]
         args = router["args"]
         assert [a for a in args if a.startswith("--namespace=")] == [f"--namespace={n}" for n in watched]
         port, identity = free_port(), f"router-{suffix}"
@@ -388,14 +396,18 @@ def test_router_limited_to_namespaces_runs_on_their_roles_alone(
         ).start()  # fmt: skip
         cp.processes.append(proc)
         try:
+
             def ready() -> bool:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
                     return answer.status == 200
 
             wait_for(ready, 60, "the router to list both namespaces with their Roles", watch=[proc])
             leases = k8s.CoordinationV1Api(cp.api())
-            cp.wait_for(lambda: leases.read_namespaced_lease(f"{FULLNAME}-router-load-{identity}", release),
-                        timeout=30, message="the load Lease, written without autoscaling")
+            cp.wait_for(
+                lambda: leases.read_namespaced_lease(f"{FULLNAME}-router-load-{identity}", release),
+                timeout=30,
+                message="the load Lease, written without autoscaling",
+            )
         finally:
             proc.stop()
             cp.processes.remove(proc)

@@ -62,8 +62,19 @@ def running_router(control_plane: ControlPlane, log_path: Path, *args: str) -> I
     port = free_port()
     log = open(log_path, "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "inferplane.cli", "router", "--host", "127.0.0.1", "--port", str(port),
-         "--kubeconfig", str(control_plane.kubeconfig), *args],
+        [
+            sys.executable,
+            "-m",
+            "inferplane.cli",
+            "router",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--kubeconfig",
+            str(control_plane.kubeconfig),
+            *args,
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -79,8 +90,9 @@ def running_router(control_plane: ControlPlane, log_path: Path, *args: str) -> I
 
 @pytest.fixture
 def router_process(control_plane: ControlPlane, fresh_namespace: str, tmp_path: Path) -> Iterator[str]:
-    with running_router(control_plane, tmp_path / "router.log", "--namespace", fresh_namespace,
-                        "--no-autoscale") as url:
+    with running_router(
+        control_plane, tmp_path / "router.log", "--namespace", fresh_namespace, "--no-autoscale"
+    ) as url:
         yield url
 
 
@@ -90,8 +102,11 @@ def extra_namespace(control_plane: ControlPlane) -> Iterator[str]:
     name = f"e2e-{uuid.uuid4().hex[:8]}"
     core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     try:
-        control_plane.wait_for(lambda: core.read_namespaced_service_account("default", name), 30,
-                               f"ServiceAccount default in {name}")
+        control_plane.wait_for(
+            lambda: core.read_namespaced_service_account("default", name),
+            30,
+            f"ServiceAccount default in {name}",
+        )
         yield name
     finally:
         core.delete_namespace(name)
@@ -185,9 +200,19 @@ def test_router_serves_several_namespaces_each_with_its_own_endpoints_and_keys(
     if not any(n.metadata.name == NODE for n in core.list_node().items):
         control_plane.add_node(NODE)
     standin = KubeletStandin(core)
-    with extra_namespace(control_plane) as other, extra_namespace(control_plane) as unwatched, \
-            running_router(control_plane, tmp_path / "router.log", "--namespace", fresh_namespace,
-                           "--namespace", other, "--no-autoscale") as base:
+    with (
+        extra_namespace(control_plane) as other,
+        extra_namespace(control_plane) as unwatched,
+        running_router(
+            control_plane,
+            tmp_path / "router.log",
+            "--namespace",
+            fresh_namespace,
+            "--namespace",
+            other,
+            "--no-autoscale",
+        ) as base,
+    ):
         try:
             # iris in both watched namespaces, with different keys (Secret iris-keys of each);
             # solo (open, no key) in one; hidden in neither.
@@ -204,8 +229,12 @@ def test_router_serves_several_namespaces_each_with_its_own_endpoints_and_keys(
                     standin.run(ns, pod)
 
             def post(path: str, key: str, **headers: str) -> requests.Response:
-                return requests.post(f"{base}{path}", data=b"{}", timeout=5,
-                                     headers={"Authorization": f"Bearer {key}", **headers})
+                return requests.post(
+                    f"{base}{path}",
+                    data=b"{}",
+                    timeout=5,
+                    headers={"Authorization": f"Bearer {key}", **headers},
+                )
 
             a_iris = f"/api/v1/namespaces/{fresh_namespace}/endpoint/iris/score"
             control_plane.wait_for(lambda: post(a_iris, "a-key").ok, 20, "iris of the first namespace")
@@ -242,8 +271,12 @@ def test_router_replicas_divide_each_pods_limit_and_releases_keep_their_own_leas
     if not any(n.metadata.name == NODE for n in core.list_node().items):
         control_plane.add_node(NODE)
     standin = KubeletStandin(core)
-    settings = {"ml.example/auth": "none", "ml.example/max-concurrent-requests-per-pod": "3",
-                "ml.example/max-queue-wait-ms": "20000", "ml.example/request-timeout-ms": "20000"}
+    settings = {
+        "ml.example/auth": "none",
+        "ml.example/max-concurrent-requests-per-pod": "3",
+        "ml.example/max-queue-wait-ms": "20000",
+        "ml.example/request-timeout-ms": "20000",
+    }
     core.create_namespaced_pod(ns, pod_manifest("wide-0", "wide", settings, endpoint="wide"))
     pod = standin.run(ns, "wide-0")
 
@@ -255,20 +288,35 @@ def test_router_replicas_divide_each_pods_limit_and_releases_keep_their_own_leas
         with router("a-1", "rel-a") as one, router("b-1", "rel-b", "--no-autoscale") as other:
             with router("a-2", "rel-a") as two:
                 for base in (one, two):
-                    control_plane.wait_for(lambda b=base: gauge(b, "inferplane_router_replicas") == 2, 20,
-                                           f"{base} to count two replicas of release a")
-                    control_plane.wait_for(lambda b=base: requests.post(
-                        f"{b}/api/v1/endpoint/wide/score", data=b"{}", timeout=5).ok, 20, "routed")
+                    control_plane.wait_for(
+                        lambda b=base: gauge(b, "inferplane_router_replicas") == 2,
+                        20,
+                        f"{base} to count two replicas of release a",
+                    )
+                    control_plane.wait_for(
+                        lambda b=base: (
+                            requests.post(f"{b}/api/v1/endpoint/wide/score", data=b"{}", timeout=5).ok
+                        ),
+                        20,
+                        "routed",
+                    )
                 shares = sorted(gauge(b, "inferplane_router_concurrency_limit") for b in (one, two))
                 assert shares == [1, 2]
                 assert gauge(other, "inferplane_router_replicas") == 1  # release b counts only itself
                 assert gauge(other, "inferplane_router_concurrency_limit") == 3
                 # Six callers on each replica of release a, 0.6 s each: the pod sees 3 at once, not 6.
                 with ThreadPoolExecutor(12) as callers:
-                    answers = list(callers.map(
-                        lambda base: requests.post(f"{base}/api/v1/endpoint/wide/score", data=b"{}",
-                                                   headers={"x-stub-delay-ms": "600"}, timeout=30),
-                        [one, two] * 6))
+                    answers = list(
+                        callers.map(
+                            lambda base: requests.post(
+                                f"{base}/api/v1/endpoint/wide/score",
+                                data=b"{}",
+                                headers={"x-stub-delay-ms": "600"},
+                                timeout=30,
+                            ),
+                            [one, two] * 6,
+                        )
+                    )
                 assert [a.status_code for a in answers] == [200] * 12
                 assert pod.stub.stats()["max_in_flight"] == 3
                 names = {lease.metadata.name for lease in leases.list_namespaced_lease(ns).items}
@@ -277,8 +325,9 @@ def test_router_replicas_divide_each_pods_limit_and_releases_keep_their_own_leas
                 labels = leases.read_namespaced_lease("rel-b-load-b-1", ns).metadata.labels
                 assert labels == {"ml.example/router-load": "rel-b"}
             stopped = time.monotonic()
-            control_plane.wait_for(lambda: gauge(one, "inferplane_router_replicas") == 1, 10,
-                                   "a-1 to take the whole limit back")
+            control_plane.wait_for(
+                lambda: gauge(one, "inferplane_router_replicas") == 1, 10, "a-1 to take the whole limit back"
+            )
             assert time.monotonic() - stopped < 5  # its Lease was deleted, not left to go stale (10 s)
             assert gauge(one, "inferplane_router_concurrency_limit") == 3
             assert "rel-a-load-a-2" not in {x.metadata.name for x in leases.list_namespaced_lease(ns).items}
@@ -288,16 +337,29 @@ def test_router_replicas_divide_each_pods_limit_and_releases_keep_their_own_leas
 
 def scaled_deployment(name: str, endpoint: str) -> dict:
     labels = {"app": name, "ml.example/endpoint": endpoint, "ml.example/deployment": name}
-    annotations = {"ml.example/endpoint": endpoint, "ml.example/auth": "none",
-                   "ml.example/autoscale-min-replicas": "1", "ml.example/autoscale-max-replicas": "3",
-                   "ml.example/autoscale-target-utilization": "50", "ml.example/max-queue-wait-ms": "8000",
-                   "ml.example/request-timeout-ms": "20000"}
+    annotations = {
+        "ml.example/endpoint": endpoint,
+        "ml.example/auth": "none",
+        "ml.example/autoscale-min-replicas": "1",
+        "ml.example/autoscale-max-replicas": "3",
+        "ml.example/autoscale-target-utilization": "50",
+        "ml.example/max-queue-wait-ms": "8000",
+        "ml.example/request-timeout-ms": "20000",
+    }
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                 "template": {"metadata": {"labels": labels, "annotations": annotations},
-                              "spec": {"containers": [{"name": "score", "image": "scorer:1",
-                                                       "ports": [{"containerPort": 5001}]}]}}},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": labels, "annotations": annotations},
+                "spec": {
+                    "containers": [{"name": "score", "image": "scorer:1", "ports": [{"containerPort": 5001}]}]
+                },
+            },
+        },
     }
 
 
@@ -312,10 +374,26 @@ def test_router_scales_a_busy_deployment_up(
     standin = KubeletStandin(core, node=NODE)
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "inferplane.cli", "router", "--host", "127.0.0.1", "--port", str(port),
-         "--kubeconfig", str(control_plane.kubeconfig), "--namespace", ns, "--lease-namespace", ns,
-         "--identity", "router-a"],
-        stdout=open(tmp_path / "router.log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+        [
+            sys.executable,
+            "-m",
+            "inferplane.cli",
+            "router",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--kubeconfig",
+            str(control_plane.kubeconfig),
+            "--namespace",
+            ns,
+            "--lease-namespace",
+            ns,
+            "--identity",
+            "router-a",
+        ],
+        stdout=open(tmp_path / "router.log", "wb"),  # noqa: SIM115 (the router writes to it until it stops)
+        stderr=subprocess.STDOUT,
     )
     try:
         apps.create_namespaced_deployment(ns, scaled_deployment("scaler", "auto"))
@@ -323,17 +401,22 @@ def test_router_scales_a_busy_deployment_up(
         standin.run(ns, first.metadata.name, behaviour={"delay_ms": 3000})
         url = f"http://127.0.0.1:{port}/api/v1/endpoint/auto/score"
         wait_for_port("127.0.0.1", port, timeout=20, proc=proc)
-        control_plane.wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).ok, 20,
-                               "router ready")
         control_plane.wait_for(
-            lambda: requests.post(url, data=b"{}", headers={"x-stub-delay-ms": "0"}, timeout=5).ok, 20,
-            "first routed request")
+            lambda: requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).ok, 20, "router ready"
+        )
+        control_plane.wait_for(
+            lambda: requests.post(url, data=b"{}", headers={"x-stub-delay-ms": "0"}, timeout=5).ok,
+            20,
+            "first routed request",
+        )
         # One pod, one request at a time, 3 s each: four callers mean 1 busy + 3 queued, 4 / 0.5 → 8 → max 3.
         with ThreadPoolExecutor(4) as pool:
             calls = [pool.submit(requests.post, url, data=b"{}", timeout=30) for _ in range(4)]
             control_plane.wait_for(
-                lambda: apps.read_namespaced_deployment_scale("scaler", ns).spec.replicas == 3, 20,
-                "scale to 3")
+                lambda: apps.read_namespaced_deployment_scale("scaler", ns).spec.replicas == 3,
+                20,
+                "scale to 3",
+            )
             for call in calls:
                 call.result()
         leases = k8s.CoordinationV1Api(control_plane.api()).list_namespaced_lease(ns).items

@@ -32,8 +32,10 @@ LARGE = 8 * 1024 * 1024  # over it: Connection: close
 
 @pytest.fixture(scope="module")
 def stubs() -> Iterator[dict[str, Stub]]:
-    started = {"blue": start_stub("127.0.0.2", "blue"),
-               "slow": start_stub("127.0.0.5", "slow", delay_ms=1000)}
+    started = {
+        "blue": start_stub("127.0.0.2", "blue"),
+        "slow": start_stub("127.0.0.5", "slow", delay_ms=1000),
+    }
     yield started
     for stub in started.values():
         stub.stop()
@@ -42,17 +44,27 @@ def stubs() -> Iterator[dict[str, Stub]]:
 @pytest.fixture(scope="module")
 def router(stubs: dict[str, Stub], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
     blue, slow = stubs["blue"].address, stubs["slow"].address
-    table = {"endpoints": {
-        "keyed": {"keys": {"primary": KEY}, "deployments": {"d": {"backends": [blue]}}},
-        "open": {"auth": "none", "deployments": {
-            "d": {"max-concurrent-requests-per-pod": 1, "request-timeout-ms": 3000, "backends": [blue]}}},
-        "nokeys": {"deployments": {"d": {"backends": [blue]}}},
-        "empty": {"auth": "none", "deployments": {"d": {"max-queue-wait-ms": 100, "backends": []}}},
-        "gone": {"auth": "none", "deployments": {"d": {"backends": ["127.0.0.9:9"]}}},
-        "timing": {"auth": "none", "deployments": {"d": {"request-timeout-ms": 200, "backends": [slow]}}},
-        "team-a/twice": {"auth": "none", "deployments": {"d": {"backends": [blue]}}},
-        "team-b/twice": {"auth": "none", "deployments": {"d": {"backends": [blue]}}},
-    }}
+    table = {
+        "endpoints": {
+            "keyed": {"keys": {"primary": KEY}, "deployments": {"d": {"backends": [blue]}}},
+            "open": {
+                "auth": "none",
+                "deployments": {
+                    "d": {
+                        "max-concurrent-requests-per-pod": 1,
+                        "request-timeout-ms": 3000,
+                        "backends": [blue],
+                    }
+                },
+            },
+            "nokeys": {"deployments": {"d": {"backends": [blue]}}},
+            "empty": {"auth": "none", "deployments": {"d": {"max-queue-wait-ms": 100, "backends": []}}},
+            "gone": {"auth": "none", "deployments": {"d": {"backends": ["127.0.0.9:9"]}}},
+            "timing": {"auth": "none", "deployments": {"d": {"request-timeout-ms": 200, "backends": [slow]}}},
+            "team-a/twice": {"auth": "none", "deployments": {"d": {"backends": [blue]}}},
+            "team-b/twice": {"auth": "none", "deployments": {"d": {"backends": [blue]}}},
+        }
+    }
     started = start_router(table, tmp_path_factory.mktemp("early"))
     yield started
     started.stop()
@@ -79,13 +91,18 @@ class RawClient:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
-    def request_head(self, path: str, length: int | None, method: str = "POST",
-                     headers: dict[str, str] | None = None) -> None:
+    def request_head(
+        self, path: str, length: int | None, method: str = "POST", headers: dict[str, str] | None = None
+    ) -> None:
         fields = {"Host": "router", **(headers or {})}
-        fields.update({"Content-Length": str(length)} if length is not None else
-                      {"Transfer-Encoding": "chunked"})
-        self.send(f"{method} {path} HTTP/1.1\r\n".encode()
-                  + b"".join(f"{k}: {v}\r\n".encode() for k, v in fields.items()) + b"\r\n")
+        fields.update(
+            {"Content-Length": str(length)} if length is not None else {"Transfer-Encoding": "chunked"}
+        )
+        self.send(
+            f"{method} {path} HTTP/1.1\r\n".encode()
+            + b"".join(f"{k}: {v}\r\n".encode() for k, v in fields.items())
+            + b"\r\n"
+        )
 
     def answer(self) -> Answer:
         while b"\r\n\r\n" not in self.buffer:
@@ -147,20 +164,28 @@ class Case:
 SCORE = "/api/v1/endpoint/{}/score"
 CASES = {
     "400 namespace header and path disagree": Case(
-        400, "/api/v1/namespaces/team-a/endpoint/twice/score", headers=(("x-ml-namespace", "team-b"),),
-        message="give one"),
+        400,
+        "/api/v1/namespaces/team-a/endpoint/twice/score",
+        headers=(("x-ml-namespace", "team-b"),),
+        message="give one",
+    ),
     "401 missing key": Case(401, SCORE.format("keyed"), message="requires a key"),
-    "401 wrong key": Case(401, SCORE.format("keyed"), headers=(("Authorization", "Bearer nope"),),
-                          message="not valid"),
+    "401 wrong key": Case(
+        401, SCORE.format("keyed"), headers=(("Authorization", "Bearer nope"),), message="not valid"
+    ),
     "404 unknown endpoint": Case(404, SCORE.format("nowhere"), message="not found"),
-    "404 unknown deployment": Case(404, "/api/v1/endpoint/keyed/deployment/purple/score",
-                                   headers=tuple(AUTH.items()), message="'purple' not found"),
+    "404 unknown deployment": Case(
+        404,
+        "/api/v1/endpoint/keyed/deployment/purple/score",
+        headers=tuple(AUTH.items()),
+        message="'purple' not found",
+    ),
     "404 no route": Case(404, "/elsewhere", message="no route"),
     "405 method": Case(405, SCORE.format("open"), method="PUT", message="POST"),
     "409 name in two namespaces": Case(409, SCORE.format("twice"), message="several namespaces"),
     "413 from the pod, before reading the body": Case(
-        413, SCORE.format("open"), headers=(("x-stub-early", "1"), ("x-stub-status", "413")),
-        message="early"),
+        413, SCORE.format("open"), headers=(("x-stub-early", "1"), ("x-stub-status", "413")), message="early"
+    ),
     "502 unreachable pod": Case(502, SCORE.format("gone"), message="unreachable"),
     "503 no ready pods": Case(503, SCORE.format("empty"), message="no ready pods"),
     "503 endpoint without keys": Case(503, SCORE.format("nokeys"), message="none configured"),
@@ -168,8 +193,9 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
-def test_early_answer_then_the_rest_of_a_small_body_keeps_the_connection(client: RawClient,
-                                                                          case: Case) -> None:
+def test_early_answer_then_the_rest_of_a_small_body_keeps_the_connection(
+    client: RawClient, case: Case
+) -> None:
     client.request_head(case.path, SMALL, case.method, dict(case.headers))
     early = client.answer()  # before a byte of the body was sent
     assert early.status == case.status and case.message in early.body.decode(), early
@@ -211,7 +237,7 @@ def test_100_continue_then_answered_keeps_the_connection(client: RawClient) -> N
     while b"\r\n\r\n" not in client.buffer:
         client._fill()
     assert client.buffer.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
-    client.buffer = client.buffer[len(b"HTTP/1.1 100 Continue\r\n\r\n"):]
+    client.buffer = client.buffer[len(b"HTTP/1.1 100 Continue\r\n\r\n") :]
     client.send(b"{}")
     assert client.answer().status == 200
     assert client.score().status == 200
@@ -246,8 +272,10 @@ def test_malformed_request_gets_400_close_and_a_clean_end(client: RawClient) -> 
 
 
 def test_malformed_request_pipelined_behind_a_good_one_is_answered_after_it(client: RawClient) -> None:
-    slow = b"POST /api/v1/endpoint/timing/score HTTP/1.1\r\nHost: r\r\nx-stub-delay-ms: 100\r\n" \
-           b"Content-Length: 2\r\n\r\n{}"
+    slow = (
+        b"POST /api/v1/endpoint/timing/score HTTP/1.1\r\nHost: r\r\nx-stub-delay-ms: 100\r\n"
+        b"Content-Length: 2\r\n\r\n{}"
+    )
     quick = b"GET /healthz HTTP/1.1\r\nHost: r\r\n\r\n"
     client.send(slow + quick + b"NOT HTTP AT ALL\r\n\r\n")
     first, second, third = client.answer(), client.answer(), client.answer()
@@ -275,8 +303,11 @@ def test_a_long_pipelined_burst_is_answered_whole_and_in_order(client: RawClient
     refused = b"GET /api/v1/endpoint/nowhere/score HTTP/1.1\r\nHost: r\r\n\r\n"
     client.send(refused * 2000)
     assert [client.answer().status for _ in range(2000)] == [404] * 2000
-    scored = b"".join(b"POST /api/v1/endpoint/open/score HTTP/1.1\r\nHost: r\r\nx-request-id: n%d\r\n"
-                      b"Content-Length: 2\r\n\r\n{}" % i for i in range(200))
+    scored = b"".join(
+        b"POST /api/v1/endpoint/open/score HTTP/1.1\r\nHost: r\r\nx-request-id: n%d\r\n"
+        b"Content-Length: 2\r\n\r\n{}" % i
+        for i in range(200)
+    )
     client.send(scored)
     ids = [client.answer().headers["x-request-id"] for _ in range(200)]
     assert ids == [f"n{i}" for i in range(200)]
@@ -292,8 +323,12 @@ def test_http_client_keeps_working_after_401_on_one_connection(router: Router) -
     try:
         statuses = []
         for key in (KEY, "wrong", KEY, "wrong", KEY) * 3:
-            conn.request("POST", SCORE.format("keyed"), body=b"y" * 1_000_000,
-                         headers={"Authorization": f"Bearer {key}"})
+            conn.request(
+                "POST",
+                SCORE.format("keyed"),
+                body=b"y" * 1_000_000,
+                headers={"Authorization": f"Bearer {key}"},
+            )
             answer = conn.getresponse()
             answer.read()
             statuses.append(answer.status)

@@ -45,35 +45,72 @@ def stubs() -> Iterator[dict[str, Stub]]:
 
 
 def routes(stubs: dict[str, Stub]) -> dict:
-    return {"endpoints": {
-        "iris": {"keys": KEYS, "deployments": {
-            "blue": {"traffic": 70, "max-concurrent-requests-per-pod": 32,
-                     "backends": [stubs["blue"].address]},
-            "green": {"traffic": 20, "max-concurrent-requests-per-pod": 32,
-                      "backends": [stubs["green"].address]},
-            "red": {"traffic": 0, "default": True, "max-concurrent-requests-per-pod": 32,
-                    "backends": [stubs["red"].address]},
-        }},
-        "mirrored": {"auth": "none", "deployments": {
-            "live": {"max-concurrent-requests-per-pod": 32, "backends": [stubs["blue"].address]},
-            "shadow": {"mirror": 50, "max-concurrent-requests-per-pod": 64, "max-queue-wait-ms": 5000,
-                       "backends": [stubs["shadow"].address]},
-        }},
-        "queued": {"auth": "none", "deployments": {
-            "one": {"max-queue-wait-ms": 300, "backends": [stubs["slow"].address]},
-        }},
-        "patient": {"auth": "none", "deployments": {
-            "one": {"max-queue-wait-ms": 5000, "backends": [stubs["green"].address]},
-        }},
-        "timing": {"auth": "none", "deployments": {
-            "one": {"request-timeout-ms": 300, "max-concurrent-requests-per-pod": 8,
-                    "backends": [stubs["slow"].address]},
-        }},
-        "broken": {"auth": "none", "deployments": {
-            "gone": {"backends": ["127.0.0.9:9"]},
-            "crashing": {"backends": [stubs["failing"].address]},
-        }},
-    }}
+    return {
+        "endpoints": {
+            "iris": {
+                "keys": KEYS,
+                "deployments": {
+                    "blue": {
+                        "traffic": 70,
+                        "max-concurrent-requests-per-pod": 32,
+                        "backends": [stubs["blue"].address],
+                    },
+                    "green": {
+                        "traffic": 20,
+                        "max-concurrent-requests-per-pod": 32,
+                        "backends": [stubs["green"].address],
+                    },
+                    "red": {
+                        "traffic": 0,
+                        "default": True,
+                        "max-concurrent-requests-per-pod": 32,
+                        "backends": [stubs["red"].address],
+                    },
+                },
+            },
+            "mirrored": {
+                "auth": "none",
+                "deployments": {
+                    "live": {"max-concurrent-requests-per-pod": 32, "backends": [stubs["blue"].address]},
+                    "shadow": {
+                        "mirror": 50,
+                        "max-concurrent-requests-per-pod": 64,
+                        "max-queue-wait-ms": 5000,
+                        "backends": [stubs["shadow"].address],
+                    },
+                },
+            },
+            "queued": {
+                "auth": "none",
+                "deployments": {
+                    "one": {"max-queue-wait-ms": 300, "backends": [stubs["slow"].address]},
+                },
+            },
+            "patient": {
+                "auth": "none",
+                "deployments": {
+                    "one": {"max-queue-wait-ms": 5000, "backends": [stubs["green"].address]},
+                },
+            },
+            "timing": {
+                "auth": "none",
+                "deployments": {
+                    "one": {
+                        "request-timeout-ms": 300,
+                        "max-concurrent-requests-per-pod": 8,
+                        "backends": [stubs["slow"].address],
+                    },
+                },
+            },
+            "broken": {
+                "auth": "none",
+                "deployments": {
+                    "gone": {"backends": ["127.0.0.9:9"]},
+                    "crashing": {"backends": [stubs["failing"].address]},
+                },
+            },
+        }
+    }
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +128,10 @@ def score(session: requests.Session, url: str, **kwargs) -> requests.Response:
 def test_split_follows_traffic_with_the_remainder_to_the_default(router: Router) -> None:
     n = 1500
     with requests.Session() as session:
-        seen = Counter(score(session, router.url("iris"), headers=AUTH).headers["azureml-model-deployment"]
-                       for _ in range(n))
+        seen = Counter(
+            score(session, router.url("iris"), headers=AUTH).headers["azureml-model-deployment"]
+            for _ in range(n)
+        )
     # blue 70 %, green 20 %, red 0 % + the unassigned 10 % as the default.
     assert set(seen) == {"blue", "green", "red"}
     assert within_binomial(seen["blue"], n, 0.7), seen
@@ -152,9 +191,14 @@ def test_busy_pod_queues_then_503_naming_the_limit(router: Router, stubs: dict[s
 def test_queued_requests_are_served_in_turn_one_at_a_time(router: Router, stubs: dict[str, Stub]) -> None:
     before = stubs["green"].stats()["max_in_flight"]
     with ThreadPoolExecutor(6) as pool:
-        answers = list(pool.map(
-            lambda _: requests.post(router.url("patient"), data=b"{}", headers={"x-stub-delay-ms": "100"},
-                                    timeout=10), range(6)))
+        answers = list(
+            pool.map(
+                lambda _: requests.post(
+                    router.url("patient"), data=b"{}", headers={"x-stub-delay-ms": "100"}, timeout=10
+                ),
+                range(6),
+            )
+        )
     assert [a.status_code for a in answers] == [200] * 6
     assert before >= 1 and stubs["green"].stats()["max_in_flight"] == max(before, 1)
 
@@ -212,8 +256,16 @@ def test_health_readiness_and_metrics(router: Router) -> None:
 
 
 def test_key_rotation_never_refuses_a_valid_client(stubs: dict[str, Stub], tmp_path: Path) -> None:
-    table = {"endpoints": {"iris": {"keys": dict(KEYS), "deployments": {
-        "blue": {"max-concurrent-requests-per-pod": 8, "backends": [stubs["blue"].address]}}}}}
+    table = {
+        "endpoints": {
+            "iris": {
+                "keys": dict(KEYS),
+                "deployments": {
+                    "blue": {"max-concurrent-requests-per-pod": 8, "backends": [stubs["blue"].address]}
+                },
+            }
+        }
+    }
     router = start_router(table, tmp_path)
     try:
         with requests.Session() as session:
@@ -235,14 +287,26 @@ def test_key_rotation_never_refuses_a_valid_client(stubs: dict[str, Stub], tmp_p
 
 def test_a_pod_leaving_mid_request_finishes_it(stubs: dict[str, Stub], tmp_path: Path) -> None:
     def table(*names: str) -> dict:
-        return {"endpoints": {"e": {"auth": "none", "deployments": {
-            "d": {"max-concurrent-requests-per-pod": 4, "backends": [stubs[n].address for n in names]}}}}}
+        return {
+            "endpoints": {
+                "e": {
+                    "auth": "none",
+                    "deployments": {
+                        "d": {
+                            "max-concurrent-requests-per-pod": 4,
+                            "backends": [stubs[n].address for n in names],
+                        }
+                    },
+                }
+            }
+        }
 
     router = start_router(table("slow", "green"), tmp_path)
     try:
         with ThreadPoolExecutor(1) as pool:
             pinned_to_slow = pool.submit(
-                lambda: [requests.post(router.url("e"), data=b"{}", timeout=10) for _ in range(2)])
+                lambda: [requests.post(router.url("e"), data=b"{}", timeout=10) for _ in range(2)]
+            )
             time.sleep(0.3)  # both pods have work; the slow one holds a 1 s request
             router.reroute(table("green"))
             time.sleep(0.3)
@@ -254,16 +318,24 @@ def test_a_pod_leaving_mid_request_finishes_it(stubs: dict[str, Stub], tmp_path:
         router.stop()
 
 
-
 def test_an_endpoint_name_in_two_namespaces_needs_the_namespace(
     stubs: dict[str, Stub], tmp_path: Path
 ) -> None:
     def one(stub: str) -> dict:
         return {"auth": "none", "deployments": {"d": {"backends": [stubs[stub].address]}}}
 
-    router = start_router({"endpoints": {"team-a/shared": one("blue"), "team-b/shared": one("green"),
-                                         "team-b/only-b": one("red")}}, tmp_path)
+    router = start_router(
+        {
+            "endpoints": {
+                "team-a/shared": one("blue"),
+                "team-b/shared": one("green"),
+                "team-b/only-b": one("red"),
+            }
+        },
+        tmp_path,
+    )
     try:
+
         def name(url: str, **headers: str) -> str:
             answer = requests.post(url, data=b"{}", headers=headers, timeout=10)
             assert answer.status_code == 200, answer.text
@@ -283,8 +355,12 @@ def test_an_endpoint_name_in_two_namespaces_needs_the_namespace(
         elsewhere = requests.post(router.url("only-b", namespace="team-a"), data=b"{}", timeout=10)
         assert elsewhere.status_code == 404
         assert "not found in namespace 'team-a'; it is defined in: team-b" in elsewhere.text
-        both = requests.post(router.url("shared", namespace="team-a"), data=b"{}",
-                             headers={"x-ml-namespace": "team-b"}, timeout=10)
+        both = requests.post(
+            router.url("shared", namespace="team-a"),
+            data=b"{}",
+            headers={"x-ml-namespace": "team-b"},
+            timeout=10,
+        )
         assert both.status_code == 400 and "give one" in both.json()["error"]["message"]
         text = requests.get(f"http://{router.address}/metrics", timeout=5).text
         labels = 'code="200",deployment="d",endpoint="shared",namespace="team-b"'
@@ -295,6 +371,7 @@ def test_an_endpoint_name_in_two_namespaces_needs_the_namespace(
 
 def mirror_outcomes(router: Router, endpoint: str) -> dict[str, float]:
     """inferplane_router_mirror_requests_total by outcome, once no copy is still on its way."""
+
     def read() -> dict[str, float]:
         text = requests.get(f"http://{router.address}/metrics", timeout=5).text
         series = f'inferplane_router_mirror_requests_total{{deployment="copy",endpoint="{endpoint}"'
@@ -324,11 +401,22 @@ def mirror_outcomes(router: Router, endpoint: str) -> dict[str, float]:
 def test_mirror_copies_only_bodies_up_to_the_flags_limit(
     stubs: dict[str, Stub], tmp_path: Path, limit: int, small: int, big: int
 ) -> None:
-    table = {"endpoints": {"copied": {"auth": "none", "deployments": {
-        "live": {"max-concurrent-requests-per-pod": 8, "backends": [stubs["blue"].address]},
-        "copy": {"mirror": 50, "max-concurrent-requests-per-pod": 8, "max-queue-wait-ms": 5000,
-                 "backends": [stubs["green"].address]},
-    }}}}
+    table = {
+        "endpoints": {
+            "copied": {
+                "auth": "none",
+                "deployments": {
+                    "live": {"max-concurrent-requests-per-pod": 8, "backends": [stubs["blue"].address]},
+                    "copy": {
+                        "mirror": 50,
+                        "max-concurrent-requests-per-pod": 8,
+                        "max-queue-wait-ms": 5000,
+                        "backends": [stubs["green"].address],
+                    },
+                },
+            }
+        }
+    }
     router = start_router(table, tmp_path, ["--mirror-max-body-bytes", str(limit)])
     try:
         with requests.Session() as session:

@@ -30,8 +30,15 @@ def test_client_and_pod_sockets_have_nodelay(tmp_path: Path) -> None:
         stub = await start_stub("127.0.0.2", 0, StubState("blue"))
         port = stub.sockets[0].getsockname()[1]
         routes = tmp_path / "routes.yaml"
-        routes.write_text(yaml.safe_dump({"endpoints": {"e": {"auth": "none", "deployments": {
-            "d": {"backends": [f"127.0.0.2:{port}"]}}}}}))
+        routes.write_text(
+            yaml.safe_dump(
+                {
+                    "endpoints": {
+                        "e": {"auth": "none", "deployments": {"d": {"backends": [f"127.0.0.2:{port}"]}}}
+                    }
+                }
+            )
+        )
         app = RouterApp(Options(host="127.0.0.1", port=0, routes=str(routes)))
         await app.start()
         try:

@@ -20,8 +20,14 @@ MAX_GROWTH_KIB = 16 * 1024
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Router, Stub]]:
     stub = start_stub("127.0.0.8", "big")
     try:
-        table = {"endpoints": {"big": {"auth": "none", "deployments": {"d": {
-            "request-timeout-ms": 30000, "backends": [stub.address]}}}}}
+        table = {
+            "endpoints": {
+                "big": {
+                    "auth": "none",
+                    "deployments": {"d": {"request-timeout-ms": 30000, "backends": [stub.address]}},
+                }
+            }
+        }
         router = start_router(table, tmp_path_factory.mktemp("streaming"))
         yield router, stub
         router.stop()
@@ -60,8 +66,13 @@ def test_100_mb_chunked_upload_streams_through(setup: tuple[Router, Stub]) -> No
     router, _ = setup
     before = router.rss_kib("VmHWM")
     conn = http.client.HTTPConnection(router.host, router.port, timeout=60)
-    conn.request("POST", "/api/v1/endpoint/big/score", body=pieces(), encode_chunked=True,
-                 headers={"Transfer-Encoding": "chunked"})
+    conn.request(
+        "POST",
+        "/api/v1/endpoint/big/score",
+        body=pieces(),
+        encode_chunked=True,
+        headers={"Transfer-Encoding": "chunked"},
+    )
     answer = conn.getresponse()
     body = answer.read()
     assert answer.status == 200 and b'"received":%d' % SIZE in body

@@ -31,10 +31,23 @@ def served(
 ) -> Iterator[tuple[CertPair, Router]]:
     """A certificate of this test's own (its files are the ones to rotate) and a router serving it."""
     pair = tls.issue(request.node.name[:48])
-    table = {"endpoints": {"e": {"auth": "none", "deployments": {"d": {
-        "max-concurrent-requests-per-pod": 8, "request-timeout-ms": 10_000, "backends": [stub.address]}}}}}
-    router = start_router(table, tmp_path, ["--tls-cert-file", str(pair.cert_file),
-                                            "--tls-key-file", str(pair.key_file)])
+    table = {
+        "endpoints": {
+            "e": {
+                "auth": "none",
+                "deployments": {
+                    "d": {
+                        "max-concurrent-requests-per-pod": 8,
+                        "request-timeout-ms": 10_000,
+                        "backends": [stub.address],
+                    }
+                },
+            }
+        }
+    }
+    router = start_router(
+        table, tmp_path, ["--tls-cert-file", str(pair.cert_file), "--tls-key-file", str(pair.key_file)]
+    )
     yield pair, router
     router.stop()
 
@@ -66,19 +79,23 @@ def test_a_rotated_certificate_reaches_the_next_handshake_and_open_connections_c
     assert served_certificate_serial(router.host, router.port) == first
     # A connection opened before the rotation, kept alive across it.
     context = ssl.create_default_context(cafile=str(pair.ca_file))
-    kept = context.wrap_socket(socket.create_connection((router.host, router.port), timeout=10),
-                               server_hostname=router.host)
+    kept = context.wrap_socket(
+        socket.create_connection((router.host, router.port), timeout=10), server_hostname=router.host
+    )
     with ThreadPoolExecutor(1) as pool, requests.Session() as session:
         session.trust_env = False  # REQUESTS_CA_BUNDLE would override `verify`
         session.verify = str(pair.ca_file)
         # ... and a request in flight while the files change (the scorer takes 3 s).
-        in_flight = pool.submit(session.post, router.url("e"), data=b"{}",
-                                headers={"x-stub-delay-ms": "3000"}, timeout=20)
+        in_flight = pool.submit(
+            session.post, router.url("e"), data=b"{}", headers={"x-stub-delay-ms": "3000"}, timeout=20
+        )
         time.sleep(0.3)
         rotated = tls.issue(pair.cert_file.parent.name)  # new key and certificate, same files
         assert rotated.serial() != first
-        wait_until(lambda: served_certificate_serial(router.host, router.port) == rotated.serial(),
-                   "the new certificate on a new connection")
+        wait_until(
+            lambda: served_certificate_serial(router.host, router.port) == rotated.serial(),
+            "the new certificate on a new connection",
+        )
         assert in_flight.result().status_code == 200
     kept.sendall(b"POST /api/v1/endpoint/e/score HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}")
     assert kept.recv(65536).startswith(b"HTTP/1.1 200")
@@ -107,5 +124,7 @@ def test_a_pair_that_does_not_load_keeps_the_previous_certificate_and_says_so(
     staged = pair.cert_file.with_suffix(".swap")
     shutil.copyfile(stranger.cert_file, staged)
     staged.replace(pair.cert_file)
-    wait_until(lambda: served_certificate_serial(router.host, router.port) == stranger.serial(),
-               "the repaired pair served")
+    wait_until(
+        lambda: served_certificate_serial(router.host, router.port) == stranger.serial(),
+        "the repaired pair served",
+    )

@@ -750,7 +750,6 @@ def test_kind_values_render_and_match_the_kind_cluster() -> None:
     assert all(m["containerPath"] == local_path for n in workers for m in n["extraMounts"])
 
 
-
 def test_a_local_run_registers_the_charts_webhooks_calling_its_own_url() -> None:
     """`inferplane demo` and the e2e tests register what `helm install` would, except where the
     apiserver calls: a URL on loopback with its CA instead of the chart's Service."""

@@ -7,13 +7,26 @@ import base64
 from router.discovery import build_table
 
 
-def pod(name: str, deployment: str, *, endpoint: str = "iris", ready: bool = True,
-        ip: str | None = "10.0.0.1", created: str = "2024-01-01T00:00:00Z",
-        annotations: dict[str, str] | None = None, ports: list[int] | None = None,
-        namespace: str = "ns", deleting: bool = False) -> dict:
-    meta = {"name": name, "namespace": namespace, "creationTimestamp": created,
-            "labels": {"ml.example/endpoint": endpoint, "ml.example/deployment": deployment},
-            "annotations": annotations or {}}
+def pod(
+    name: str,
+    deployment: str,
+    *,
+    endpoint: str = "iris",
+    ready: bool = True,
+    ip: str | None = "10.0.0.1",
+    created: str = "2024-01-01T00:00:00Z",
+    annotations: dict[str, str] | None = None,
+    ports: list[int] | None = None,
+    namespace: str = "ns",
+    deleting: bool = False,
+) -> dict:
+    meta = {
+        "name": name,
+        "namespace": namespace,
+        "creationTimestamp": created,
+        "labels": {"ml.example/endpoint": endpoint, "ml.example/deployment": deployment},
+        "annotations": annotations or {},
+    }
     if deleting:
         meta["deletionTimestamp"] = "2024-01-02T00:00:00Z"
     container = {"name": "score", **({"ports": [{"containerPort": p} for p in ports]} if ports else {})}
@@ -24,19 +37,29 @@ def pod(name: str, deployment: str, *, endpoint: str = "iris", ready: bool = Tru
 
 
 def secret(name: str, namespace: str = "ns", labels: dict[str, str] | None = None, **data: str) -> dict:
-    return {"metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
-            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
+    return {
+        "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+    }
 
 
 def test_only_ready_pods_with_an_ip_take_requests_but_all_keep_the_share() -> None:
-    table = build_table([
-        pod("b1", "blue", ip="10.0.0.1"),
-        pod("b2", "blue", ready=False, ip="10.0.0.2"),
-        pod("b3", "blue", ip=None),
-        pod("b4", "blue", ip="10.0.0.4", deleting=True),
-        pod("g1", "green", ready=False, created="2024-02-01T00:00:00Z",
-            annotations={"ml.example/traffic": "20"}),
-    ], [])
+    table = build_table(
+        [
+            pod("b1", "blue", ip="10.0.0.1"),
+            pod("b2", "blue", ready=False, ip="10.0.0.2"),
+            pod("b3", "blue", ip=None),
+            pod("b4", "blue", ip="10.0.0.4", deleting=True),
+            pod(
+                "g1",
+                "green",
+                ready=False,
+                created="2024-02-01T00:00:00Z",
+                annotations={"ml.example/traffic": "20"},
+            ),
+        ],
+        [],
+    )
     iris = table.endpoints["ns/iris"]
     assert [b.pod for b in iris.by_name["blue"].backends] == ["b1"]
     assert iris.by_name["green"].backends == ()
@@ -44,18 +67,23 @@ def test_only_ready_pods_with_an_ip_take_requests_but_all_keep_the_share() -> No
 
 
 def test_port_from_annotation_then_container_then_default() -> None:
-    table = build_table([
-        pod("a", "a", annotations={"ml.example/scoring-port": "9000"}, ports=[8080]),
-        pod("b", "b", ports=[8080], created="2024-01-02T00:00:00Z"),
-        pod("c", "c", created="2024-01-03T00:00:00Z"),
-    ], [])
+    table = build_table(
+        [
+            pod("a", "a", annotations={"ml.example/scoring-port": "9000"}, ports=[8080]),
+            pod("b", "b", ports=[8080], created="2024-01-02T00:00:00Z"),
+            pod("c", "c", created="2024-01-03T00:00:00Z"),
+        ],
+        [],
+    )
     ports = {d.name: d.backends[0].port for d in table.endpoints["ns/iris"].deployments}
     assert ports == {"a": 9000, "b": 8080, "c": 5001}
 
 
 def test_first_created_deployment_is_default_and_creation_times_override_pod_age() -> None:
-    pods = [pod("g", "green", created="2024-01-01T00:00:00Z"),
-            pod("b", "blue", created="2024-03-01T00:00:00Z")]
+    pods = [
+        pod("g", "green", created="2024-01-01T00:00:00Z"),
+        pod("b", "blue", created="2024-03-01T00:00:00Z"),
+    ]
     assert build_table(pods, []).endpoints["ns/iris"].default == "green"
     # blue's pods were replaced by a rollout, but the Deployment itself is older.
     created = {("ns", "blue"): "2023-01-01T00:00:00Z", ("ns", "green"): "2023-06-01T00:00:00Z"}
@@ -63,12 +91,19 @@ def test_first_created_deployment_is_default_and_creation_times_override_pod_age
 
 
 def test_newest_pod_carries_the_settings_and_bad_ones_fall_back_to_defaults() -> None:
-    table = build_table([
-        pod("old", "blue", annotations={"ml.example/max-concurrent-requests-per-pod": "2"}),
-        pod("new", "blue", created="2024-05-01T00:00:00Z",
-            annotations={"ml.example/max-concurrent-requests-per-pod": "4"}),
-        pod("r", "red", annotations={"ml.example/traffic": "many"}),
-    ], [])
+    table = build_table(
+        [
+            pod("old", "blue", annotations={"ml.example/max-concurrent-requests-per-pod": "2"}),
+            pod(
+                "new",
+                "blue",
+                created="2024-05-01T00:00:00Z",
+                annotations={"ml.example/max-concurrent-requests-per-pod": "4"},
+            ),
+            pod("r", "red", annotations={"ml.example/traffic": "many"}),
+        ],
+        [],
+    )
     iris = table.endpoints["ns/iris"]
     assert iris.by_name["blue"].settings.max_concurrent == 4
     assert iris.by_name["red"].settings.traffic == 0
@@ -101,11 +136,15 @@ def test_deployment_name_falls_back_to_the_replicaset() -> None:
 
 def test_the_same_endpoint_name_in_two_namespaces_is_two_endpoints_with_their_own_keys() -> None:
     table = build_table(
-        [pod("a1", "blue", namespace="team-a", annotations={"ml.example/traffic": "100"}),
-         pod("b1", "blue", namespace="team-b", ip="10.0.0.2"),
-         pod("b2", "green", namespace="team-b", ip="10.0.0.3", created="2024-02-01T00:00:00Z")],
-        [secret("iris-keys", namespace="team-a", primary="a-key"),
-         secret("iris-keys", namespace="team-b", primary="b-key")],
+        [
+            pod("a1", "blue", namespace="team-a", annotations={"ml.example/traffic": "100"}),
+            pod("b1", "blue", namespace="team-b", ip="10.0.0.2"),
+            pod("b2", "green", namespace="team-b", ip="10.0.0.3", created="2024-02-01T00:00:00Z"),
+        ],
+        [
+            secret("iris-keys", namespace="team-a", primary="a-key"),
+            secret("iris-keys", namespace="team-b", primary="b-key"),
+        ],
     )
     assert sorted(table.endpoints) == ["team-a/iris", "team-b/iris"]
     a, b = table.endpoints["team-a/iris"], table.endpoints["team-b/iris"]

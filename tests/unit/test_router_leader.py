@@ -16,9 +16,13 @@ NOW = dt.datetime(2024, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 
 
 def lease(identity: str, renewed: str, loads: str) -> dict:
-    return {"metadata": {"name": f"inferplane-router-load-{identity}",
-                         "annotations": {"ml.example/router-load": loads}},
-            "spec": {"holderIdentity": identity, "renewTime": renewed}}
+    return {
+        "metadata": {
+            "name": f"inferplane-router-load-{identity}",
+            "annotations": {"ml.example/router-load": loads},
+        },
+        "spec": {"holderIdentity": identity, "renewTime": renewed},
+    }
 
 
 def test_parse_and_sum_fresh_replicas() -> None:
@@ -95,5 +99,7 @@ def test_a_failing_tick_is_logged_once_a_minute_not_every_second(caplog: pytest.
 
     with caplog.at_level(logging.WARNING, logger="inferplane.router"):
         asyncio.run(ticks())
-    assert [r.error for r in caplog.records] == ["ApiException 403: Forbidden",  # type: ignore[attr-defined]
-                                                 "ApiException 500: Internal Server Error"]
+    assert [r.error for r in caplog.records] == [
+        "ApiException 403: Forbidden",  # type: ignore[attr-defined]
+        "ApiException 500: Internal Server Error",
+    ]

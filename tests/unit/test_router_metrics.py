@@ -21,11 +21,19 @@ ANSWERS = [
 
 def reference(answers: list[tuple[str, str, str, int, float]]) -> set[str]:
     registry = CollectorRegistry()
-    requests = Counter("inferplane_router_requests", "Scoring requests answered, by status code",
-                       ["endpoint", "namespace", "deployment", "code"], registry=registry)
-    latency = Histogram("inferplane_router_request_duration_seconds",
-                        "Time from request head to the end of the answer",
-                        ["endpoint", "namespace", "deployment"], buckets=LATENCY_BUCKETS, registry=registry)
+    requests = Counter(
+        "inferplane_router_requests",
+        "Scoring requests answered, by status code",
+        ["endpoint", "namespace", "deployment", "code"],
+        registry=registry,
+    )
+    latency = Histogram(
+        "inferplane_router_request_duration_seconds",
+        "Time from request head to the end of the answer",
+        ["endpoint", "namespace", "deployment"],
+        buckets=LATENCY_BUCKETS,
+        registry=registry,
+    )
     for endpoint, namespace, deployment, code, seconds in answers:
         requests.labels(endpoint, namespace, deployment, str(code)).inc()
         latency.labels(endpoint, namespace, deployment).observe(seconds)

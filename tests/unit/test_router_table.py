@@ -88,11 +88,15 @@ def test_settings_from_annotations_with_azure_defaults() -> None:
     s = parse_settings({})
     assert (s.max_concurrent, s.request_timeout_ms, s.max_queue_wait_ms) == (1, 5000, 500)
     assert s.autoscale is None
-    s = parse_settings({
-        "ml.example/traffic": "30", "ml.example/max-concurrent-requests-per-pod": "4",
-        "ml.example/autoscale-max-replicas": "5", "ml.example/autoscale-target-utilization": "60",
-        "ml.example/default-deployment": "true",
-    })
+    s = parse_settings(
+        {
+            "ml.example/traffic": "30",
+            "ml.example/max-concurrent-requests-per-pod": "4",
+            "ml.example/autoscale-max-replicas": "5",
+            "ml.example/autoscale-target-utilization": "60",
+            "ml.example/default-deployment": "true",
+        }
+    )
     assert (s.traffic, s.max_concurrent, s.is_default) == (30, 4, True)
     assert s.autoscale is not None and (s.autoscale.min_replicas, s.autoscale.max_replicas) == (1, 5)
 
@@ -114,14 +118,24 @@ def test_bad_settings_name_the_annotation(annotations: dict[str, str], says: str
 
 
 def test_routes_file_uses_the_annotation_vocabulary() -> None:
-    table = parse_routes({"endpoints": {"iris": {
-        "keys": {"primary": "p", "secondary": "s"},
-        "deployments": {
-            "blue": {"traffic": 90, "backends": ["127.0.0.2:5001"]},
-            "green": {"traffic": 10, "default": True, "request-timeout-ms": 100,
-                      "backends": ["127.0.0.3:5001", "127.0.0.4:5002"]},
-        },
-    }}})
+    table = parse_routes(
+        {
+            "endpoints": {
+                "iris": {
+                    "keys": {"primary": "p", "secondary": "s"},
+                    "deployments": {
+                        "blue": {"traffic": 90, "backends": ["127.0.0.2:5001"]},
+                        "green": {
+                            "traffic": 10,
+                            "default": True,
+                            "request-timeout-ms": 100,
+                            "backends": ["127.0.0.3:5001", "127.0.0.4:5002"],
+                        },
+                    },
+                }
+            }
+        }
+    )
     iris = table.endpoints["default/iris"]
     assert iris.keys == ("p", "s") and iris.default == "green"
     assert iris.by_name["green"].settings.request_timeout_ms == 100
@@ -148,9 +162,13 @@ def test_routes_file_errors_say_where(document: object, says: str) -> None:
 
 
 def test_an_endpoint_name_is_found_alone_while_one_namespace_defines_it() -> None:
-    table = RouteTable.of([make_endpoint("iris", [dep("a")], namespace="team-a"),
-                           make_endpoint("iris", [dep("a")], namespace="team-b"),
-                           make_endpoint("fraud", [dep("a")], namespace="team-b")])
+    table = RouteTable.of(
+        [
+            make_endpoint("iris", [dep("a")], namespace="team-a"),
+            make_endpoint("iris", [dep("a")], namespace="team-b"),
+            make_endpoint("fraud", [dep("a")], namespace="team-b"),
+        ]
+    )
     fraud, where = table.find("fraud")
     assert fraud is not None and fraud.key == "team-b/fraud" and where == ("team-b",)
     assert table.find("iris") == (None, ("team-a", "team-b"))  # ambiguous: the caller must choose
@@ -163,10 +181,14 @@ def test_an_endpoint_name_is_found_alone_while_one_namespace_defines_it() -> Non
 
 
 def test_routes_file_names_namespaces_in_the_key_or_a_field() -> None:
-    table = parse_routes({"endpoints": {
-        "iris": {"deployments": {"a": {}}},
-        "team-b/iris": {"deployments": {"a": {}}},
-        "fraud": {"namespace": "team-c", "deployments": {"a": {}}},
-    }})
+    table = parse_routes(
+        {
+            "endpoints": {
+                "iris": {"deployments": {"a": {}}},
+                "team-b/iris": {"deployments": {"a": {}}},
+                "fraud": {"namespace": "team-c", "deployments": {"a": {}}},
+            }
+        }
+    )
     assert sorted(table.endpoints) == ["default/iris", "team-b/iris", "team-c/fraud"]
     assert table.find("fraud", "team-c")[0] is not None
