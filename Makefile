@@ -10,8 +10,9 @@ install:  ## everything: system packages, the virtualenv, the Kubernetes binarie
 test:     ## unit, integration and e2e tests (the e2e suite starts a real control plane)
 	$(BIN)/python -m pytest
 
-lint:
+lint:     ## ruff's rules and its formatting, as CI's tree should pass them
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 demo:     ## the main job, whole flow on this machine (no Docker): control plane, webhook, scheduler, router, pods, traffic
 	$(BIN)/inferplane demo
