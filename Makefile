@@ -10,7 +10,7 @@ install:  ## everything: system packages, the virtualenv, the Kubernetes binarie
 test:     ## unit, integration and e2e tests (the e2e suite starts a real control plane)
 	$(BIN)/python -m pytest
 
-lint:     ## ruff's rules and its formatting, as CI's tree should pass them
+lint:     ## ruff: the lint rules and the formatting
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
