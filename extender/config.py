@@ -15,6 +15,7 @@ MARKER_RESOURCE = "ml.example/placement"
 # exact names, and prefixes written with a trailing `*`. A node offering one is a GPU node.
 DEFAULT_ACCELERATORS = (
     "nvidia.com/gpu",
+    "nvidia.com/gpu.shared",  # time-slicing or MPS with renameByDefault
     "nvidia.com/mig-*",  # MIG slices, e.g. nvidia.com/mig-1g.5gb
     "amd.com/gpu",
     "gpu.intel.com/*",  # i915, xe

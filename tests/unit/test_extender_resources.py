@@ -57,8 +57,8 @@ def test_a_limit_stands_in_for_a_missing_request():
 
 @pytest.mark.parametrize(
     "name",
-    ["nvidia.com/gpu", "nvidia.com/mig-1g.5gb", "amd.com/gpu", "gpu.intel.com/i915", "gpu.intel.com/xe",
-     "habana.ai/gaudi", "aws.amazon.com/neuron", "aws.amazon.com/neuroncore"],
+    ["nvidia.com/gpu", "nvidia.com/gpu.shared", "nvidia.com/mig-1g.5gb", "amd.com/gpu", "gpu.intel.com/i915",
+     "gpu.intel.com/xe", "habana.ai/gaudi", "aws.amazon.com/neuron", "aws.amazon.com/neuroncore"],
 )  # fmt: skip
 def test_the_default_accelerators(name):
     assert name in DEFAULT
