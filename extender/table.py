@@ -7,7 +7,8 @@ for as long as it exists; a deleted node's row is reused. Per-row columns hold w
 node (shape id, zone id, GPUs held per resource); what nodes of one pool share lives once in
 `shapes`, and shape-level rules and scores are evaluated per shape, not per row.
 
-Not thread-safe on its own: `ClusterState` serialises writers and readers with its lock.
+Not thread-safe on its own: `ClusterState` serialises writers and readers with its lock (`rows`
+writes its memo, so readers need the lock too).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from extender.model import Node, NodeShape
 
 NO_ROW = -1
+ROWS_MEMO_SIZE = 4  # name lists remembered by `rows`: filter's and prioritize's, with room to spare
 
 
 class NodeTable:
@@ -34,6 +36,10 @@ class NodeTable:
         self.shape_ids = np.zeros(0, dtype=np.int32)
         self.zone_ids = np.zeros(0, dtype=np.int32)
         self.held: dict[str, np.ndarray] = {}  # GPU resource -> row -> held by bound pods
+        # Bumped whenever a name gains or loses its row: every memo of `rows` is void from then on.
+        self.version = 0
+        self._rows_memo: list[tuple[list[str], np.ndarray]] = []  # most recent first
+        self._rows_memo_version = 0
 
     def __len__(self) -> int:
         return len(self.row_of)
@@ -57,6 +63,7 @@ class NodeTable:
         if row is None:
             row = self._allocate()
             self.row_of[node.name] = row
+            self.version += 1
         self.nodes[row] = node
         self.shape_ids[row] = shape_id
         self.zone_ids[row] = zone_id
@@ -80,6 +87,7 @@ class NodeTable:
         row = self.row_of.pop(name, None)
         if row is None:
             return
+        self.version += 1
         self.nodes[row] = None
         for column in self.held.values():
             column[row] = 0
@@ -93,8 +101,29 @@ class NodeTable:
     # -- reads --
 
     def rows(self, names: Sequence[str]) -> np.ndarray:
-        """Row of each name, NO_ROW for a name we do not know (one C-level pass over the names)."""
-        return np.fromiter(map(self.row_of.get, names, repeat(NO_ROW)), dtype=np.intp, count=len(names))
+        """Row of each name, NO_ROW for a name we do not know; read-only (it may be shared).
+
+        The scheduler sends the same NodeNames, in the same order, for pod after pod, and the names
+        orjson decodes carry no cached hash: looking 5,000 of them up hashes each and walks a
+        dict larger than the caches, while comparing them with a remembered list is one pass of
+        string compares (~0.05 ms). Measured in-process at 5,000 nodes: a GPU pod's /filter took
+        2.0 -> 1.2 ms of CPU and its /prioritize 2.7 -> 1.8 ms. So the last few lists are remembered
+        with their rows, and forgotten as soon as any name gains or loses a row (`version`): a stale
+        row would place a pod on another node.
+        """
+        if self._rows_memo_version != self.version:
+            self._rows_memo.clear()
+            self._rows_memo_version = self.version
+        for index, (known, rows) in enumerate(self._rows_memo):
+            if known == names:  # lists of different lengths differ at once; equal ones in one C pass
+                if index:
+                    self._rows_memo.insert(0, self._rows_memo.pop(index))
+                return rows
+        rows = np.fromiter(map(self.row_of.get, names, repeat(NO_ROW)), dtype=np.intp, count=len(names))
+        rows.flags.writeable = False
+        self._rows_memo.insert(0, (list(names), rows))  # a copy: the caller's list may change
+        del self._rows_memo[ROWS_MEMO_SIZE:]
+        return rows
 
     def held_of(self, resource: str, rows: np.ndarray) -> np.ndarray:
         column = self.held.get(resource)
