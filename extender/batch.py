@@ -28,6 +28,8 @@ class Batch:
 
     @property
     def names(self) -> list[str]:
+        if len(self.positions) == len(self.request_names):  # positions only ever narrow, in order:
+            return list(self.request_names)  # all of them (a copy: 0.01 ms, picking: 0.15 ms)
         return list(map(self.request_names.__getitem__, self.positions.tolist()))
 
     @property
