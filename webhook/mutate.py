@@ -11,8 +11,7 @@ every shared part by identity, so a review costs what was injected, not the size
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from webhook.config import InjectionConfig
 from webhook.inject import keys
@@ -20,13 +19,13 @@ from webhook.inject.container import prepare_container
 from webhook.inject.done import Done
 from webhook.inject.init_container import add_init_container
 from webhook.inject.placement import apply_placement
-from webhook.inject.plan import Plan, build_plan
+from webhook.inject.plan import Choice, Plan, build_plan
 from webhook.inject.podspec import child
 from webhook.inject.resources import apply_resources
 from webhook.inject.router import apply_router_labels
 from webhook.inject.scheduler import apply_scheduler
 from webhook.inject.shape import check_pod
-from webhook.inject.status import Status
+from webhook.inject.status import record
 from webhook.inject.volumes import add_volumes
 
 if TYPE_CHECKING:
@@ -43,8 +42,9 @@ STEPS: tuple[Callable[[dict[str, Any], Plan], Done], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Mutation:
+class Mutation(NamedTuple):
+    """A tuple rather than a frozen dataclass: one is made per review, and cheaper to make."""
+
     # The injected pod. It shares what it did not change with the input (never modified): copy it
     # before editing it.
     pod: dict[str, Any]
@@ -82,6 +82,10 @@ def _private(pod: Mapping[str, Any], container: int) -> dict[str, Any]:
 _SPEC_EDITED = ("volumes", "initContainers", "tolerations", "containers")
 
 
+def _model_names(choice: Choice) -> tuple[str, ...]:
+    return tuple(str(model.ref) for model in choice.models)
+
+
 def opted_in(pod: Mapping[str, Any]) -> bool:
     metadata = pod.get("metadata")
     annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
@@ -112,16 +116,9 @@ def mutate(
         warnings.extend(done.warnings)
         owned.update(done.owned)
     container = injected["spec"]["containers"][plan.container]["name"]
-    status = Status(
-        models=tuple(str(model.ref) for model in plan.models),
-        instance_type=plan.instance_type.name,
-        container=container,
-        **owned,
-    )
-    child(child(injected, "metadata"), "annotations")[keys.INJECTED] = status.to_annotation()
-    audit = {
-        "models": ",".join(status.models),
-        "instance-type": plan.instance_type.name,
-        "container": container,
-    }
+    models = plan.choice.once(_model_names)
+    instance_type = plan.instance_type.name
+    annotation = record(models, instance_type, container, tuple(owned.items()))
+    child(child(injected, "metadata"), "annotations")[keys.INJECTED] = annotation
+    audit = {"models": ",".join(models), "instance-type": instance_type, "container": container}
     return Mutation(injected, tuple(dict.fromkeys(warnings)), audit)

