@@ -42,22 +42,23 @@ def _equal(old: Any, new: Any) -> bool:
 
 def diff(old: Any, new: Any, path: str = "") -> list[Op]:
     """Operations turning `old` into `new`; [] when they are equal."""
-    return [] if _equal(old, new) else _changes(old, new, path)
+    ops: list[Op] = []
+    if not _equal(old, new):
+        _changes(old, new, path, ops)
+    return ops
 
 
-def _changes(old: Any, new: Any, path: str) -> list[Op]:
-    """`diff` for values known to differ; paths are spelled only where something changed.
+def _changes(old: Any, new: Any, path: str, ops: list[Op]) -> None:
+    """Append to `ops` what turns `old` into `new`, values known to differ; paths are spelled only
+    where something changed. One list for the whole diff, not one per level (~1 µs a review).
 
     A value that is the very object it was (the mutation shares what it did not touch with the
     pod it received) is skipped at once, without comparing it.
     """
     if isinstance(old, dict) and isinstance(new, dict):
         # Our steps never remove a key: the C-level subset test saves walking `old` (~0.7 µs a review).
-        ops: list[Op] = (
-            []
-            if old.keys() <= new.keys()
-            else [{"op": "remove", "path": f"{path}/{_escape(key)}"} for key in old if key not in new]
-        )
+        if not old.keys() <= new.keys():
+            ops += [{"op": "remove", "path": f"{path}/{_escape(key)}"} for key in old if key not in new]
         for key, value in new.items():
             before = old.get(key, _ABSENT)
             if before is value:
@@ -65,17 +66,17 @@ def _changes(old: Any, new: Any, path: str) -> list[Op]:
             if before is _ABSENT:
                 ops.append({"op": "add", "path": f"{path}/{_escape(key)}", "value": value})
             elif not _equal(before, value):
-                ops.extend(_changes(before, value, f"{path}/{_escape(key)}"))
-        return ops
-    if isinstance(old, list) and isinstance(new, list) and len(new) >= len(old):
-        ops = []
+                _changes(before, value, f"{path}/{_escape(key)}", ops)
+    elif isinstance(old, list) and isinstance(new, list) and len(new) >= len(old):
         for index, (before, after) in enumerate(zip(old, new, strict=False)):
             if before is not after and not _equal(before, after):
-                ops.extend(_changes(before, after, f"{path}/{index}"))
-        ops.extend({"op": "add", "path": f"{path}/-", "value": value} for value in new[len(old) :])
-        return ops
-    # A scalar changed, a type changed, or (never from our steps) a list shrank: replace it whole.
-    return [{"op": "replace", "path": path, "value": new}]
+                _changes(before, after, f"{path}/{index}", ops)
+        if len(new) > len(old):
+            end = f"{path}/-"
+            ops += [{"op": "add", "path": end, "value": value} for value in new[len(old) :]]
+    else:
+        # A scalar changed, a type changed, or (never from our steps) a list shrank: replace it whole.
+        ops.append({"op": "replace", "path": path, "value": new})
 
 
 _ABSENT = object()

@@ -124,12 +124,13 @@ def respond(
     if patch:
         response["patchType"] = "JSONPatch"
         response["patch"] = encode(list(patch))
-    cleaned = [w for w in dict.fromkeys(clean_warning(w) for w in warnings) if w]
-    if cleaned:
-        response["warnings"] = cleaned
+    if warnings:  # most answers have none: skips building three empty collections
+        cleaned = [w for w in dict.fromkeys(clean_warning(w) for w in warnings) if w]
+        if cleaned:
+            response["warnings"] = cleaned
     if audit:
-        bad = [key for key in audit if not _audit_key_ok(key)]
-        if bad:
+        if not all(map(_audit_key_ok, audit)):
+            bad = [key for key in audit if not _audit_key_ok(key)]
             raise ValueError(f"audit annotation keys must be qualified names without '/': {bad}")
         response["auditAnnotations"] = dict(audit)
     return orjson.dumps({"apiVersion": API_VERSION, "kind": KIND, "response": response})
