@@ -35,6 +35,7 @@ class Refusal:
     unresolvable: bool  # nothing on those nodes can change the answer
     names: list[str]
     from_cache: bool = True  # names the node cache knows: DNS subdomains, nothing to escape in JSON
+    pairs: list[str] | None = None  # the table's `"name":"name` of each name, when it gave them
 
 
 @dataclass(frozen=True)
@@ -69,14 +70,30 @@ class _Refusals:
         self.by_rule: dict[str, int] = {}
 
     def add(self, rule: str, reject: Reject, names: Iterable[str], from_cache: bool = True) -> None:
-        names = list(names)
+        self._add(rule, reject, list(names), from_cache, None)
+
+    def add_from(self, rule: str, reject: Reject, batch: Batch, selector: np.ndarray | list[int]) -> None:
+        """Refuse the nodes of `batch` that `selector` (a boolean mask or indices) picks, with their
+        names as the request spelled them and their pre-rendered `"name":"name` from the table."""
+        positions = batch.positions[selector].tolist()
+        pairs = batch.table.name_pairs[batch.rows[selector]].tolist()
+        self._add(rule, reject, list(map(batch.request_names.__getitem__, positions)), True, pairs)
+
+    def _add(
+        self, rule: str, reject: Reject, names: list[str], from_cache: bool, pairs: list[str] | None
+    ) -> None:
         if not names:
             return
         group = self.groups.get((rule, reject))
-        if group is None:  # the new list is the group's own: no second copy of 4,000 names
-            self.groups[rule, reject] = Refusal(reject.reason, reject.unresolvable, names, from_cache)
+        if group is None:  # the new lists are the group's own: no second copy of 4,000 names
+            self.groups[rule, reject] = Refusal(reject.reason, reject.unresolvable, names, from_cache, pairs)
         else:
+            assert (group.pairs is None) == (pairs is None), (
+                "a rule refuses from the batch or by name, not both"
+            )
             group.names.extend(names)
+            if group.pairs is not None and pairs is not None:
+                group.pairs.extend(pairs)
         self.by_rule[rule] = self.by_rule.get(rule, 0) + len(names)
 
 
@@ -105,9 +122,8 @@ def _per_shape(rules: Sequence[Rule], pod: PodInfo, batch: Batch, ctx: Context, 
     refused = {sid: verdict for sid, verdict in verdicts.items() if verdict is not None}
     if not refused:
         return batch
-    names = batch.request_names
     for sid, (rule, reject) in refused.items():
-        refusals.add(rule, reject, map(names.__getitem__, batch.positions[shape_ids == sid].tolist()))
+        refusals.add_from(rule, reject, batch, shape_ids == sid)
     # A lookup by shape id: np.isin over 5,000 ids cost ~0.08 ms a request, this ~0.01 ms.
     is_refused = np.zeros(len(batch.table.shapes), dtype=bool)
     is_refused[list(refused)] = True
@@ -130,8 +146,7 @@ def filter_nodes(pod: PodInfo, names: Iterable[str], state: ClusterState, settin
                 for index, reject in refused.items():
                     same.setdefault(id(reject), (reject, []))[1].append(index)
                 for reject, indices in same.values():
-                    positions = batch.positions[indices].tolist()
-                    refusals.add(rule.name, reject, map(batch.request_names.__getitem__, positions))
+                    refusals.add_from(rule.name, reject, batch, indices)
                 keep = np.ones(len(batch), dtype=bool)
                 keep[list(refused)] = False
                 batch = batch.subset(keep)

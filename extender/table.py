@@ -36,6 +36,10 @@ class NodeTable:
         self.shape_ids = np.zeros(0, dtype=np.int32)
         self.zone_ids = np.zeros(0, dtype=np.int32)
         self.held: dict[str, np.ndarray] = {}  # GPU resource -> row -> held by bound pods
+        # row -> `"name":"name`, the node's entry in a FailedNodes map up to its reason (see
+        # `wire._reasons`): refusing 4,000 nodes then joins 4,000 strings picked by numpy, which
+        # cost ~0.05 ms where interleaving quotes and names per request cost ~0.3 ms (measured).
+        self.name_pairs = np.empty(0, dtype=object)
         # Bumped whenever a name gains or loses its row: every memo of `rows` is void from then on.
         self.version = 0
         self._rows_memo: list[tuple[list[str], np.ndarray]] = []  # most recent first
@@ -63,6 +67,7 @@ class NodeTable:
         if row is None:
             row = self._allocate()
             self.row_of[node.name] = row
+            self.name_pairs[row] = f'"{node.name}":"{node.name}'
             self.version += 1
         self.nodes[row] = node
         self.shape_ids[row] = shape_id
@@ -89,6 +94,7 @@ class NodeTable:
             return
         self.version += 1
         self.nodes[row] = None
+        self.name_pairs[row] = None
         for column in self.held.values():
             column[row] = 0
         self._free_rows.append(row)
@@ -143,6 +149,7 @@ class NodeTable:
             size = max(64, 2 * row)
             self.shape_ids = _grown(self.shape_ids, size)
             self.zone_ids = _grown(self.zone_ids, size)
+            self.name_pairs = _grown(self.name_pairs, size)
             self.held = {resource: _grown(column, size) for resource, column in self.held.items()}
         self.nodes.append(None)
         return row
@@ -155,6 +162,6 @@ class NodeTable:
 
 
 def _grown(array: np.ndarray, size: int) -> np.ndarray:
-    bigger = np.zeros(size, dtype=array.dtype)
+    bigger = np.empty(size, dtype=object) if array.dtype == object else np.zeros(size, dtype=array.dtype)
     bigger[: len(array)] = array
     return bigger

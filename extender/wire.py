@@ -156,7 +156,8 @@ def encode_filter(result: FilterResult, items: list[Mapping[str, Any]] | None = 
 
 
 def _reasons(refusals: list[Refusal], unresolvable: bool) -> bytes:
-    """`"n1":"n1: reason","n2":"n2: reason"` for every refused node of that kind."""
+    """`"n1":"n1: reason","n2":"n2: reason"` for every refused node of that kind: each node's
+    `"n":"n` (pre-rendered by the node table, see `NodeTable.name_pairs`) and the reason's tail."""
     entries = []
     for refusal in refusals:
         if refusal.unresolvable is not unresolvable:
@@ -164,15 +165,9 @@ def _reasons(refusals: list[Refusal], unresolvable: bool) -> bytes:
         if not refusal.from_cache:  # names we cannot vouch for: let orjson escape them
             entries.append(orjson.dumps({n: f"{n}: {refusal.reason}" for n in refusal.names})[1:-1].decode())
             continue
-        count = len(refusal.names)
+        pairs = refusal.pairs if refusal.pairs is not None else [f'"{n}":"{n}' for n in refusal.names]
         tail = orjson.dumps(": " + refusal.reason).decode()[1:]  # escaped text and the closing quote
-        parts = [""] * (5 * count)
-        parts[0::5] = ['"'] * count
-        parts[1::5] = refusal.names
-        parts[2::5] = ['":"'] * count
-        parts[3::5] = refusal.names
-        parts[4::5] = [tail + ","] * count
-        entries.append("".join(parts)[:-1])
+        entries.append((tail + ",").join(pairs) + tail)
     return ",".join(entries).encode()
 
 

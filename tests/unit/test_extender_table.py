@@ -55,6 +55,8 @@ def test_rows_from_memory_equal_a_fresh_lookup_after_any_node_changes(sequence):
                 assert [table.nodes[row].name for row in rows.tolist() if row != NO_ROW] == [
                     name for name in arg if name in table.row_of
                 ]
+    for name, row in table.row_of.items():  # the FailedNodes entry rendered for each row
+        assert table.name_pairs[row] == f'"{name}":"{name}'
 
 
 def test_a_reused_row_is_not_served_from_memory():
