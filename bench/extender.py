@@ -461,7 +461,7 @@ def scheduler_figures(node_count: int, pod_count: int, bind_verb: bool) -> None:
 
     from inferplane import kube
     from inferplane.localcluster.controlplane import ControlPlane
-    from inferplane.localcluster.process import ManagedProcess, free_port, wait_for
+    from inferplane.localcluster.process import ManagedProcess, free_port, inferplane_argv, wait_for
 
     workdir = Path(tempfile.mkdtemp(prefix="inferplane-bench-"))
     cp = ControlPlane(workdir).start()
@@ -483,7 +483,7 @@ def scheduler_figures(node_count: int, pod_count: int, bind_verb: bool) -> None:
         extender_proc = ManagedProcess(
             "extender",
             [
-                "inferplane",
+                *inferplane_argv(),
                 "extender",
                 "--port",
                 str(port),

@@ -7,8 +7,6 @@ wheel does not carry, so the demo still needs a checkout and says so when it has
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 from inferplane.errors import UserError
@@ -30,11 +28,3 @@ def require_checkout() -> Path:
             + ", ".join(missing)
         )
     return REPO
-
-
-def inferplane_argv() -> list[str]:
-    """How to run this very inferplane: the console script beside this interpreter, else the module."""
-    script = Path(sys.executable).parent / "inferplane"
-    if script.is_file() and os.access(script, os.X_OK):
-        return [str(script)]
-    return [sys.executable, "-m", "inferplane.cli"]

@@ -38,7 +38,7 @@ from demo.show import describe_pod, format_outcome, format_pod, shares
 from demo.webhooks import RenderError, webhook_configurations
 from inferplane.localcluster import build
 from inferplane.localcluster.controlplane import ControlPlane
-from inferplane.localcluster.process import ManagedProcess, free_port
+from inferplane.localcluster.process import ManagedProcess, free_port, inferplane_argv
 
 NAMESPACE = "default"
 ENDPOINT = "iris"
@@ -176,7 +176,7 @@ class Demo:
 
         with self.step("Kubelet stand-in: runs pods bound to cpu-1, cpu-2, gpu-1 as local processes"):
             self.kubelet = Kubelet(
-                cp.api(), [n[0] for n in NODES], running.workdir, harness.inferplane_argv()
+                cp.api(), [n[0] for n in NODES], running.workdir, inferplane_argv()
             ).start()
             running.stops.append(self.kubelet.stop)
             self.detail("each pod: its own 127.0.10.x address, model-init, then inferplane serve")
@@ -291,7 +291,7 @@ class Demo:
             running,
             "webhook",
             [
-                *harness.inferplane_argv(),
+                *inferplane_argv(),
                 "webhook",
                 "--host",
                 "127.0.0.1",
@@ -326,7 +326,7 @@ class Demo:
             running,
             "extender",
             [
-                *harness.inferplane_argv(),
+                *inferplane_argv(),
                 "extender",
                 "--host",
                 "127.0.0.1",
@@ -355,7 +355,7 @@ class Demo:
             running,
             "router",
             [
-                *harness.inferplane_argv(),
+                *inferplane_argv(),
                 "router",
                 "--host",
                 "127.0.0.1",

@@ -11,9 +11,11 @@ the kernel to die with its parent (a SIGKILLed parent cannot leak).
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -24,6 +26,15 @@ T = TypeVar("T")
 _PR_SET_PDEATHSIG = 1
 # Loaded in the parent: the pre-exec hook must do as little as possible.
 _LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def inferplane_argv() -> list[str]:
+    """How to run this very inferplane in a child process: the console script beside this
+    interpreter (a virtualenv's bin/ need not be on PATH), else the module."""
+    script = Path(sys.executable).parent / "inferplane"
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-m", "inferplane.cli"]
 
 
 def _die_with_parent() -> None:

@@ -30,7 +30,7 @@ from cryptography.x509.oid import ExtensionOID
 from kubernetes import client as k8s
 
 from inferplane.localcluster.controlplane import ControlPlane
-from inferplane.localcluster.process import ManagedProcess, free_port, wait_for
+from inferplane.localcluster.process import ManagedProcess, free_port, inferplane_argv, wait_for
 
 from .helpers import CHART, bare_pod, helm, iris_registration, token_kubeconfig
 
@@ -317,7 +317,7 @@ def test_router_runs_with_the_chart_certificate_and_rbac(
         [
             "env",
             *(f"{k}={v}" for k, v in env.items()),
-            "inferplane",
+            *inferplane_argv(),
             *args,
             "--host=127.0.0.1",
             f"--kubeconfig={token}",
@@ -389,7 +389,7 @@ def test_router_limited_to_namespaces_runs_on_their_roles_alone(
         token = token_kubeconfig(cp, release, f"{FULLNAME}-router", tmp_path / "router.kubeconfig")
         proc = ManagedProcess(
             "chart-router-namespaced",
-            ["env", f"POD_NAMESPACE={release}", f"POD_NAME={identity}", "inferplane",
+            ["env", f"POD_NAMESPACE={release}", f"POD_NAME={identity}", *inferplane_argv(),
              *[a for a in args if not a.startswith("--port=")], f"--port={port}", "--host=127.0.0.1",
              f"--kubeconfig={token}"],
             tmp_path / "router.log",

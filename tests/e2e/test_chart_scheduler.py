@@ -21,7 +21,7 @@ import yaml
 from kubernetes import client as k8s
 
 from inferplane.localcluster.controlplane import ControlPlane
-from inferplane.localcluster.process import ManagedProcess, free_port, wait_for
+from inferplane.localcluster.process import ManagedProcess, free_port, inferplane_argv, wait_for
 
 from .helpers import CHART, helm, token_kubeconfig
 
@@ -58,7 +58,7 @@ def chart_scheduler(
 
     extender = ManagedProcess(
         "chart-extender",
-        ["inferplane", *containers["extender"]["args"], f"--kubeconfig={kubeconfig}"],
+        [*inferplane_argv(), *containers["extender"]["args"], f"--kubeconfig={kubeconfig}"],
         tmp_path / "extender.log",
     ).start()
     cp.processes.append(extender)

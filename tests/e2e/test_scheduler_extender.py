@@ -22,7 +22,7 @@ from kubernetes import client as k8s
 from extender import fixtures as fx
 from extender.parse import GPU_PRODUCT_ANNOTATION
 from inferplane.localcluster.controlplane import ControlPlane, write_kubeconfig
-from inferplane.localcluster.process import ManagedProcess, free_port, wait_for
+from inferplane.localcluster.process import ManagedProcess, free_port, inferplane_argv, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -77,7 +77,14 @@ class Extender:
         return write_kubeconfig(workdir / "extender.kubeconfig", cp.server, cp.ca_file, user, creds)
 
     def start(self) -> None:
-        argv = ["inferplane", "extender", "--port", str(self.port), "--kubeconfig", str(self.kubeconfig)]
+        argv = [
+            *inferplane_argv(),
+            "extender",
+            "--port",
+            str(self.port),
+            "--kubeconfig",
+            str(self.kubeconfig),
+        ]
         self.process = ManagedProcess("inferplane-extender", argv, self.log).start()
         wait_for(self._ready, 30, "the extender to list the cluster", watch=[self.process])
 

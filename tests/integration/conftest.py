@@ -21,12 +21,10 @@ import contextlib
 import datetime as dt
 import ipaddress
 import os
-import shutil
 import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -41,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from inferplane import logs
+from inferplane.localcluster.process import inferplane_argv
 
 STARTUP_TIMEOUT = 20.0
 LOOPBACK = "127.0.0.1"
@@ -151,12 +150,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def inferplane_command() -> list[str]:
-    """The installed `inferplane` script, else the CLI module run by this interpreter."""
-    found = shutil.which("inferplane")
-    return [found] if found else [sys.executable, "-m", "inferplane.cli"]
-
-
 class ServerProcess:
     """One `inferplane <server>` subprocess, its address and its output files."""
 
@@ -254,7 +247,7 @@ def _servers(directory: Path) -> Iterator[StartServer]:
         env: dict[str, str] | None = None,
     ) -> ServerProcess:
         port = free_port()
-        argv = [*inferplane_command(), *args]
+        argv = [*inferplane_argv(), *args]
         if port_flag:
             argv += [port_flag, str(port)]
         if tls is not None:

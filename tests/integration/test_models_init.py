@@ -7,26 +7,17 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
+from inferplane.localcluster.process import inferplane_argv
 from models.mounted import write_mounted
 
 SCORE = b"def init():\n    pass\n\ndef run(data):\n    return data\n"
 MODEL = os.urandom(3 * 1024 * 1024)
-
-
-def command() -> list[str]:
-    script = Path(sys.executable).with_name("inferplane")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("inferplane")
-    return [found] if found else [sys.executable, "-m", "inferplane.cli"]
 
 
 def snapshot(root: Path, skip: Path) -> dict[str, tuple[int, int]]:
@@ -71,7 +62,7 @@ def pod(tmp_path: Path) -> dict[str, Path]:
 
 def model_init(pod: dict[str, Path], *extra: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TMPDIR": str(pod["scratch"]), "HOME": str(pod["scratch"])}
-    argv = [*command(), "model-init", "--config", str(pod["config"]), "--source", str(pod["source"])]
+    argv = [*inferplane_argv(), "model-init", "--config", str(pod["config"]), "--source", str(pod["source"])]
     return subprocess.run(
         [*argv, "--app-root", str(pod["app"]), "--progress-mib", "1", *extra],
         cwd=pod["config"],

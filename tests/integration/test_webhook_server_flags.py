@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import CertPair, ThrowawayCA, free_port, inferplane_command
+from conftest import CertPair, ThrowawayCA, free_port
+
+from inferplane.localcluster.process import inferplane_argv
 
 
 @pytest.fixture
@@ -14,7 +16,7 @@ def pair(tls: ThrowawayCA) -> CertPair:
 
 
 def run_webhook(*args: str) -> subprocess.CompletedProcess[str]:
-    argv = [*inferplane_command(), "webhook", "--host", "127.0.0.1", "--port", str(free_port()), *args]
+    argv = [*inferplane_argv(), "webhook", "--host", "127.0.0.1", "--port", str(free_port()), *args]
     return subprocess.run(argv, capture_output=True, text=True, timeout=30)
 
 
