@@ -19,44 +19,30 @@ import orjson
 Op = dict[str, Any]
 
 
-def _equal(old: Any, new: Any) -> bool:
-    """JSON equality, at C speed for the unchanged subtrees that make up most of a pod.
-
-    Python's `==` calls `True == 1` and `1 == 1.0` equal, JSON does not; so a container that
-    compares equal is confirmed by its serialisation (each node is serialised at most once: the
-    diff does not descend below an equal subtree).
-    """
-    if old is new:
-        return True
-    if type(old) is not type(new) or old != new:
-        return False
-    if isinstance(old, dict | list):
-        try:
-            return orjson.dumps(old, option=orjson.OPT_NON_STR_KEYS) == orjson.dumps(
-                new, option=orjson.OPT_NON_STR_KEYS
-            )
-        except TypeError:  # a value JSON cannot hold (a YAML set): compare item by item
-            return False
-    return True
-
-
 def diff(old: Any, new: Any, path: str = "") -> list[Op]:
     """Operations turning `old` into `new`; [] when they are equal."""
     ops: list[Op] = []
-    if not _equal(old, new):
-        _changes(old, new, path, ops)
+    _changes(old, new, path, ops)
     return ops
 
 
-def _changes(old: Any, new: Any, path: str, ops: list[Op]) -> None:
-    """Append to `ops` what turns `old` into `new`, values known to differ; paths are spelled only
-    where something changed. One list for the whole diff, not one per level (~1 µs a review).
+# Containers are recursed into, not first compared whole: the mutation shares every part it did not
+# touch with the pod it received, so a walk meets mostly the very objects it started from and skips
+# them by identity. Comparing whole subtrees first (in C, then confirmed by their serialisation,
+# since Python calls `True == 1` and `1 == 1.0` equal and JSON does not) cost a fifth of a review.
+_CONTAINERS = (dict, list)
 
-    A value that is the very object it was (the mutation shares what it did not touch with the
-    pod it received) is skipped at once, without comparing it.
-    """
-    if isinstance(old, dict) and isinstance(new, dict):
-        # Our steps never remove a key: the C-level subset test saves walking `old` (~0.7 µs a review).
+
+def _changes(old: Any, new: Any, path: str, ops: list[Op]) -> None:
+    """Append to `ops` what turns `old` into `new`; paths are spelled only where the walk goes.
+    One list for the whole diff, not one per level."""
+    kind = type(new)
+    if kind is not type(old) or kind not in _CONTAINERS:
+        # A scalar, or a type that changed: JSON equality is the same type and the same value.
+        if kind is not type(old) or old != new:
+            ops.append({"op": "replace", "path": path, "value": new})
+    elif kind is dict:
+        # Our steps never remove a key: the C-level subset test saves walking `old`.
         if not old.keys() <= new.keys():
             ops += [{"op": "remove", "path": f"{path}/{_escape(key)}"} for key in old if key not in new]
         for key, value in new.items():
@@ -65,17 +51,17 @@ def _changes(old: Any, new: Any, path: str, ops: list[Op]) -> None:
                 continue
             if before is _ABSENT:
                 ops.append({"op": "add", "path": f"{path}/{_escape(key)}", "value": value})
-            elif not _equal(before, value):
+            else:
                 _changes(before, value, f"{path}/{_escape(key)}", ops)
-    elif isinstance(old, list) and isinstance(new, list) and len(new) >= len(old):
+    elif len(new) >= len(old):
         for index, (before, after) in enumerate(zip(old, new, strict=False)):
-            if before is not after and not _equal(before, after):
+            if before is not after:
                 _changes(before, after, f"{path}/{index}", ops)
         if len(new) > len(old):
             end = f"{path}/-"
             ops += [{"op": "add", "path": end, "value": value} for value in new[len(old) :]]
     else:
-        # A scalar changed, a type changed, or (never from our steps) a list shrank: replace it whole.
+        # Never from our steps: a list shrank. Replace it whole.
         ops.append({"op": "replace", "path": path, "value": new})
 
 

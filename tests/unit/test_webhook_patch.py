@@ -43,6 +43,17 @@ def test_a_bool_turned_number_is_a_change() -> None:
     assert diff({"x": True}, {"x": 1}) == [{"op": "replace", "path": "/x", "value": 1}]
 
 
+def test_python_equal_but_json_different_values_deep_inside_are_changes() -> None:
+    """Python calls `[True] == [1]` and `{"a": 1} == {"a": 1.0}` equal; JSON does not."""
+    old = {"spec": {"args": [True], "limits": {"cpu": 1}}}
+    new = {"spec": {"args": [1], "limits": {"cpu": 1.0}}}
+    assert diff(old, new) == [
+        {"op": "replace", "path": "/spec/args/0", "value": 1},
+        {"op": "replace", "path": "/spec/limits/cpu", "value": 1.0},
+    ]
+    assert diff(old, {"spec": {"args": [True], "limits": {"cpu": 1}}}) == []
+
+
 def test_removed_key_and_shrunk_list() -> None:
     ops = diff({"a": 1, "b": [1, 2]}, {"b": [1]})
     assert ops == [{"op": "remove", "path": "/a"}, {"op": "replace", "path": "/b", "value": [1]}]
