@@ -28,8 +28,9 @@ def diff(old: Any, new: Any, path: str = "") -> list[Op]:
 
 # Containers are recursed into, not first compared whole: the mutation shares every part it did not
 # touch with the pod it received, so a walk meets mostly the very objects it started from and skips
-# them by identity. Comparing whole subtrees first (in C, then confirmed by their serialisation,
-# since Python calls `True == 1` and `1 == 1.0` equal and JSON does not) cost a fifth of a review.
+# them by identity, and leaves are compared by type and value (Python calls `True == 1` and
+# `1 == 1.0` equal, JSON does not). Comparing whole subtrees first, and confirming equal ones by
+# serialising them, was no more exact and ~1 µs slower in process (13.3 vs 12.5 µs a review).
 _CONTAINERS = (dict, list)
 
 
